@@ -1,0 +1,140 @@
+"""Apps: discovery and the contract an app folder fulfils (SPEC §4).
+
+An app is a folder with a ``pyproject.toml`` whose ``[tool.agilab]`` table names its args class,
+manager and worker, plus a versioned ``app_settings.toml``. The engine imports the args class and the
+manager; the worker is imported only inside the worker environment.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AppError", "AppSpec", "builtin_apps_path", "discover_apps", "load_app"]
+
+
+class AppError(Exception):
+    """An app folder that does not fulfil the contract, or an app that cannot be found."""
+
+
+def builtin_apps_path() -> Path:
+    """The ``apps/`` folder shipped beside the package."""
+    return Path(__file__).resolve().parent.parent / "apps"
+
+
+def _import_object(ref: str, src_path: Path) -> Any:
+    module_name, _, attr = ref.partition(":")
+    if not attr:
+        raise AppError(f"{ref!r} must look like 'package.module:Name'")
+    src = str(src_path)
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise AppError(f"{module_name} has no attribute {attr!r}") from exc
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What the engine knows about one app folder."""
+
+    name: str
+    path: Path
+    module: str
+    args_ref: str
+    manager_ref: str
+    worker_ref: str
+    dependencies: tuple[str, ...] = ()
+    cython: tuple[str, ...] = ()  # .pyx files relative to the app folder
+    rapids: bool = False
+    pool_backend: str = "process"
+    description: str = ""
+    output: str = "output.parquet"
+    tool: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def src_path(self) -> Path:
+        return self.path / "src"
+
+    @property
+    def settings_seed(self) -> Path:
+        return self.path / "app_settings.toml"
+
+    @property
+    def args_form(self) -> Path | None:
+        form = self.path / "app_args_form.py"
+        return form if form.is_file() else None
+
+    def args_class(self) -> type:
+        return _import_object(self.args_ref, self.src_path)
+
+    def manager_class(self) -> type:
+        return _import_object(self.manager_ref, self.src_path)
+
+    def worker_class(self) -> type:
+        return _import_object(self.worker_ref, self.src_path)
+
+    @property
+    def worker_module(self) -> str:
+        return self.worker_ref.partition(":")[0]
+
+
+def load_app(path: Path) -> AppSpec:
+    """Read an app folder's ``pyproject.toml``; a missing piece is an :class:`AppError` naming it."""
+    path = Path(path).resolve()
+    pyproject = path / "pyproject.toml"
+    if not pyproject.is_file():
+        raise AppError(f"{path} is not an app: it has no pyproject.toml")
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise AppError(f"{pyproject}: {exc}") from exc
+    tool = data.get("tool", {}).get("agilab")
+    if not isinstance(tool, dict):
+        raise AppError(f"{pyproject} has no [tool.agilab] table")
+    project = data.get("project", {})
+    name = path.name
+    module = tool.get("module", name.replace("-", "_"))
+    missing = [key for key in ("args", "manager", "worker") if key not in tool]
+    if missing:
+        raise AppError(f"{pyproject}: [tool.agilab] lacks {', '.join(missing)}")
+    if not (path / "app_settings.toml").is_file():
+        raise AppError(f"{path} has no versioned app_settings.toml")
+    backend = tool.get("pool_backend", "process")
+    if backend not in ("process", "thread"):
+        raise AppError(f"{pyproject}: pool_backend must be 'process' or 'thread', not {backend!r}")
+    return AppSpec(
+        name=name,
+        path=path,
+        module=module,
+        args_ref=tool["args"],
+        manager_ref=tool["manager"],
+        worker_ref=tool["worker"],
+        dependencies=tuple(project.get("dependencies", ())),
+        cython=tuple(tool.get("cython", ())),
+        rapids=bool(tool.get("rapids", False)),
+        pool_backend=backend,
+        description=project.get("description", ""),
+        output=tool.get("output", "output.parquet"),
+        tool=dict(tool),
+    )
+
+
+def discover_apps(apps_paths: list[Path] | None = None) -> dict[str, Path]:
+    """App name -> folder, built-in apps first; a later folder does not shadow an earlier one."""
+    found: dict[str, Path] = {}
+    for root in [builtin_apps_path(), *(apps_paths or [])]:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            continue
+        candidates = [root] if (root / "pyproject.toml").is_file() else sorted(root.iterdir())
+        for child in candidates:
+            pyproject = child / "pyproject.toml"
+            if pyproject.is_file() and "[tool.agilab]" in pyproject.read_text(encoding="utf-8"):
+                found.setdefault(child.name, child.resolve())
+    return found

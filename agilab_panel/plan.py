@@ -1,0 +1,233 @@
+"""The work plan: partitions spread over worker slots, saved as ``distribution_tree.json``.
+
+Balancing minimises the heaviest slot's load: an exact search for small inputs, greedy
+largest-first otherwise. The saved plan records the args and worker map it was built for, so RUN can
+reuse an edited plan while it still matches and say why when it must rebuild.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .hosts import slot_ids, validate_workers
+from .runtime.base import Partition
+from .settings import atomic_write_text
+
+__all__ = ["Partition", "WorkPlan", "PlanError", "balance", "build_plan", "args_fingerprint"]
+
+EXACT_LIMIT = 12  # partitions; beyond this the greedy heuristic is used
+PLAN_SCHEMA = "agilab.distribution_tree.v1"
+
+
+class PlanError(ValueError):
+    """An edit or a file that does not make a valid plan."""
+
+
+def args_fingerprint(args: Mapping[str, Any]) -> str:
+    text = json.dumps(dict(args), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _greedy(weights: Sequence[float], slots: int) -> list[int]:
+    loads = [0.0] * slots
+    owner = [0] * len(weights)
+    for i in sorted(range(len(weights)), key=lambda i: (-weights[i], i)):
+        s = min(range(slots), key=lambda s: (loads[s], s))
+        owner[i] = s
+        loads[s] += weights[i]
+    return owner
+
+
+def _exact(weights: Sequence[float], slots: int) -> list[int]:
+    """Branch and bound on the makespan, seeded with the greedy answer."""
+    order = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
+    best_owner = _greedy(weights, slots)
+    best = max(_loads(weights, best_owner, slots))
+    lower = max(max(weights, default=0.0), sum(weights) / slots)
+    loads = [0.0] * slots
+    owner = [0] * len(weights)
+
+    def search(k: int) -> None:
+        nonlocal best, best_owner
+        if best <= lower + 1e-12:
+            return
+        if k == len(order):
+            span = max(loads)
+            if span < best - 1e-12:
+                best, best_owner = span, list(owner)
+            return
+        i = order[k]
+        seen: set[float] = set()
+        for s in range(slots):
+            if loads[s] in seen:  # symmetric slots give the same subtree
+                continue
+            seen.add(loads[s])
+            if loads[s] + weights[i] >= best - 1e-12:
+                continue
+            loads[s] += weights[i]
+            owner[i] = s
+            search(k + 1)
+            loads[s] -= weights[i]
+
+    search(0)
+    return best_owner
+
+
+def _loads(weights: Sequence[float], owner: Sequence[int], slots: int) -> list[float]:
+    loads = [0.0] * slots
+    for w, s in zip(weights, owner):
+        loads[s] += w
+    return loads
+
+
+def balance(weights: Sequence[float], slots: int) -> list[int]:
+    """Slot index for each weight, minimising the heaviest slot."""
+    if slots <= 0:
+        raise PlanError("there must be at least one worker slot")
+    if any(w < 0 for w in weights):
+        raise PlanError("partition weights must not be negative")
+    if len(weights) <= EXACT_LIMIT:
+        return _exact(list(weights), slots)
+    return _greedy(list(weights), slots)
+
+
+@dataclass
+class WorkPlan:
+    """Partitions assigned to worker slots (``host-i``), with what the plan was built for."""
+
+    app: str
+    workers: dict[str, int]
+    args: dict[str, Any]
+    partitions: list[Partition]
+    assignment: dict[str, str]  # partition label -> slot id
+    edited: bool = False
+    created: float = field(default_factory=time.time)
+
+    # -- queries ---------------------------------------------------------------------------------
+    @property
+    def slots(self) -> list[str]:
+        return slot_ids(self.workers)
+
+    def partition(self, label: str) -> Partition:
+        for p in self.partitions:
+            if p.label == label:
+                return p
+        raise PlanError(f"no partition labelled {label!r}")
+
+    def by_slot(self) -> dict[str, list[Partition]]:
+        """Each slot's partitions, in plan order; empty slots included."""
+        out: dict[str, list[Partition]] = {s: [] for s in self.slots}
+        for p in self.partitions:
+            out[self.assignment[p.label]].append(p)
+        return out
+
+    def loads(self) -> dict[str, float]:
+        return {s: sum(p.weight for p in parts) for s, parts in self.by_slot().items()}
+
+    def host_of(self, slot: str) -> str:
+        return slot.rsplit("-", 1)[0]
+
+    def mismatch(self, args: Mapping[str, Any], workers: Mapping[str, int]) -> str | None:
+        """Why this plan does not fit ``args`` and ``workers`` (None when it does)."""
+        if args_fingerprint(args) != args_fingerprint(self.args):
+            changed = sorted(k for k in set(args) | set(self.args) if args.get(k) != self.args.get(k))
+            return f"the args changed ({', '.join(changed)})"
+        if dict(workers) != self.workers:
+            return f"the worker map changed ({self.workers} -> {dict(workers)})"
+        return None
+
+    # -- edits -----------------------------------------------------------------------------------
+    def reassign(self, label: str, slot: str) -> None:
+        """Move one partition to another worker slot."""
+        self.partition(label)
+        if slot not in self.slots:
+            raise PlanError(f"no worker slot {slot!r}; slots are {', '.join(self.slots)}")
+        if self.assignment[label] != slot:
+            self.assignment[label] = slot
+            self.edited = True
+
+    def reassign_many(self, moves: Mapping[str, str]) -> None:
+        for label, slot in moves.items():
+            self.reassign(label, slot)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        tree = {
+            host: {
+                slot: [p.label for p in parts]
+                for slot, parts in self.by_slot().items()
+                if self.host_of(slot) == host
+            }
+            for host in self.workers
+        }
+        return {
+            "schema": PLAN_SCHEMA,
+            "app": self.app,
+            "created": self.created,
+            "edited": self.edited,
+            "workers": self.workers,
+            "args": self.args,
+            "args_fingerprint": args_fingerprint(self.args),
+            "partitions": [p.to_dict() for p in self.partitions],
+            "assignment": self.assignment,
+            "tree": tree,
+            "loads": self.loads(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkPlan:
+        if data.get("schema") != PLAN_SCHEMA:
+            raise PlanError(f"not a work plan (schema {data.get('schema')!r})")
+        plan = cls(
+            app=data["app"],
+            workers=validate_workers(data["workers"]),
+            args=dict(data["args"]),
+            partitions=[Partition(p["label"], float(p["weight"]), dict(p.get("payload", {}))) for p in data["partitions"]],
+            assignment=dict(data["assignment"]),
+            edited=bool(data.get("edited", False)),
+            created=float(data.get("created", time.time())),
+        )
+        plan.validate()
+        return plan
+
+    def validate(self) -> None:
+        labels = [p.label for p in self.partitions]
+        if len(set(labels)) != len(labels):
+            raise PlanError("partition labels must be unique")
+        if set(self.assignment) != set(labels):
+            raise PlanError("every partition must be assigned to exactly one worker slot")
+        bad = {s for s in self.assignment.values() if s not in self.slots}
+        if bad:
+            raise PlanError(f"unknown worker slots {sorted(bad)}")
+
+    def save(self, path: Path) -> Path:
+        self.validate()
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, default=str))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> WorkPlan:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+        return cls.from_dict(data)
+
+
+def build_plan(app: str, partitions: Sequence[Partition], workers: Mapping[str, int], args: Mapping[str, Any]) -> WorkPlan:
+    """Balance ``partitions`` over the slots of ``workers``."""
+    workers = validate_workers(workers)
+    slots = slot_ids(workers)
+    owner = balance([p.weight for p in partitions], len(slots))
+    return WorkPlan(
+        app=app,
+        workers=workers,
+        args=dict(args),
+        partitions=list(partitions),
+        assignment={p.label: slots[s] for p, s in zip(partitions, owner)},
+    )

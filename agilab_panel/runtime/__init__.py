@@ -1,0 +1,7 @@
+"""What a worker environment needs: the base classes apps build on and the runner entry points.
+
+Imports stay light (no Panel, no engine settings) so a worker starts fast.
+"""
+from .base import BaseManager, BaseWorker, CapabilityError, Partition
+
+__all__ = ["BaseManager", "BaseWorker", "CapabilityError", "Partition"]

@@ -1,0 +1,312 @@
+"""Settings: param models the dashboard binds to, and the TOML store behind them (SPEC §5).
+
+The store keeps the user's comments and layout (tomlkit), writes atomically, merges only the leaves a
+caller changed under a file lock (two writers lose nothing), and never overwrites a file it could not
+parse: the error names the file and line, and :meth:`SettingsStore.reseed` keeps the broken copy.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import param
+import tomlkit
+from filelock import FileLock
+from tomlkit.exceptions import ParseError
+
+from .hosts import parse_host_port, validate_workers
+from .modes import benchmark_modes, mode_from_toggles, mode_label
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "SettingsFileError",
+    "UnknownArgumentError",
+    "WorkerMap",
+    "HostPort",
+    "ClusterSettings",
+    "ServiceHealthSettings",
+    "SettingsStore",
+    "AppSettings",
+    "args_to_dict",
+    "make_args",
+    "atomic_write_text",
+]
+
+SCHEMA = "agilab.app_settings.v1"
+SCHEMA_VERSION = 1
+
+
+class SettingsFileError(Exception):
+    """A settings file that cannot be used; ``line`` is 1-based when known."""
+
+    def __init__(self, path: Path, message: str, line: int | None = None, col: int | None = None) -> None:
+        self.path, self.line, self.col = Path(path), line, col
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownArgumentError(ValueError):
+    """An argument the app does not declare (renamed or removed): stale snippets fail with this."""
+
+    def __init__(self, app: str, key: str, known: list[str]) -> None:
+        self.app, self.key, self.known = app, key, known
+        super().__init__(
+            f"app {app!r} has no argument {key!r} (it was renamed or removed); "
+            f"known arguments: {', '.join(known) or 'none'}. Regenerate the snippet."
+        )
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file whole or not at all: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- parameters with validation at the field -----------------------------------------------------
+class WorkerMap(param.Dict):
+    """``{"host": slots}``: hosts are IPv4, IPv6 or DNS names; slots positive ints."""
+
+    def _validate_value(self, val, allow_None):  # noqa: ANN001 - param's signature
+        super()._validate_value(val, allow_None)
+        if val is None and allow_None:
+            return
+        validate_workers(val)
+
+
+class HostPort(param.String):
+    """``host[:port]`` (``[v6]:port`` for IPv6); empty means "start a local scheduler"."""
+
+    def _validate_value(self, val, allow_None):  # noqa: ANN001
+        super()._validate_value(val, allow_None)
+        if val:
+            parse_host_port(val)
+
+
+class ClusterSettings(param.Parameterized):
+    """``[cluster]``: where and how runs execute."""
+
+    cluster_enabled = param.Boolean(False, doc="Run through a Dask scheduler and distributed workers.")
+    pool = param.Boolean(False, doc="Use the worker-pool path (process or thread backend).")
+    cython = param.Boolean(False, doc="Use the compiled (Cython) worker path built at install.")
+    rapids = param.Boolean(False, doc="Use the RAPIDS (cuDF) path where the host has a GPU.")
+    verbose = param.Integer(1, bounds=(0, 3), doc="Verbosity of logs and of the generated AgiEnv.")
+    scheduler = HostPort("", doc="Dask scheduler host[:port]; empty starts one on this machine.")
+    user = param.String("", doc="SSH user for remote hosts (never a password).")
+    ssh_key_path = param.String("", doc="SSH private key for remote hosts.")
+    workers = WorkerMap({"127.0.0.1": 2}, doc='Worker map {"host": slots}.')
+    workers_data_path = param.String("", doc="Data folder as seen from the workers (empty: the share).")
+
+    @property
+    def mode(self) -> int:
+        return mode_from_toggles(self.pool, self.cython, self.cluster_enabled, self.rapids)
+
+    @property
+    def mode_hint(self) -> str:
+        modes = benchmark_modes(self.mode)
+        return f"Run mode {mode_label(self.mode)} · benchmark modes: {', '.join(map(str, modes))}"
+
+
+class ServiceHealthSettings(param.Parameterized):
+    """``[cluster.service_health]``: the health gate's thresholds."""
+
+    allow_idle = param.Boolean(False, doc="An idle service passes the gate.")
+    max_unhealthy = param.Integer(0, bounds=(0, None), doc="Unhealthy workers tolerated.")
+    max_restart_rate = param.Number(0.25, bounds=(0, None), doc="Restarts per worker tolerated over the window.")
+
+
+# -- args ------------------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if hasattr(value, "unwrap"):
+        value = value.unwrap()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def args_to_dict(args: param.Parameterized) -> dict[str, Any]:
+    """The declared values of an args object (``name`` excluded)."""
+    return {k: _plain(v) for k, v in args.param.values().items() if k != "name"}
+
+
+def make_args(args_class: type[param.Parameterized], values: Mapping[str, Any], app: str = "") -> param.Parameterized:
+    """An args object from ``values``; unknown keys raise :class:`UnknownArgumentError`."""
+    known = [k for k in args_class.param if k != "name"]
+    for key in values:
+        if key not in known:
+            raise UnknownArgumentError(app or args_class.__name__, key, known)
+    obj = args_class()
+    for key, value in values.items():
+        try:
+            setattr(obj, key, _plain(value))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"argument {key!r}: {exc}") from exc
+    return obj
+
+
+# -- the file --------------------------------------------------------------------------------------
+class SettingsStore:
+    """The per-user ``app_settings.toml`` of one app, seeded from the app's versioned copy."""
+
+    def __init__(self, path: Path, seed: Path) -> None:
+        self.path, self.seed = Path(path), Path(seed)
+        self._lock = FileLock(str(self.path) + ".lock", timeout=30)
+
+    def ensure_seeded(self) -> None:
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                if not self.path.exists():
+                    atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
+
+    def _parse(self, text: str) -> tomlkit.TOMLDocument:
+        try:
+            doc = tomlkit.parse(text)
+        except ParseError as exc:
+            raise SettingsFileError(self.path, f"not valid TOML: {exc.args[0] if exc.args else exc}", exc.line, exc.col) from exc
+        meta = doc.get("__meta__", {})
+        version = meta.get("version", SCHEMA_VERSION) if isinstance(meta, Mapping) else SCHEMA_VERSION
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise SettingsFileError(
+                self.path, f"__meta__.version {version!r} is newer than this agilab-panel understands ({SCHEMA_VERSION}); upgrade agilab-panel"
+            )
+        return doc
+
+    def read(self) -> tomlkit.TOMLDocument:
+        self.ensure_seeded()
+        return self._parse(self.path.read_text(encoding="utf-8"))
+
+    def update(self, changes: Mapping[tuple[str, ...], Any]) -> tomlkit.TOMLDocument:
+        """Set each ``(table, ..., key) -> value`` leaf, re-reading the file under the lock first."""
+        self.ensure_seeded()
+        with self._lock:
+            doc = self._parse(self.path.read_text(encoding="utf-8"))
+            for keys, value in changes.items():
+                table: Any = doc
+                for key in keys[:-1]:
+                    if key not in table:
+                        table[key] = tomlkit.table()
+                    table = table[key]
+                leaf = keys[-1]
+                if value is None:
+                    if leaf in table:
+                        del table[leaf]
+                elif isinstance(value, Mapping):
+                    inline = tomlkit.inline_table() if not isinstance(table.get(leaf), tomlkit.items.Table) else tomlkit.table()
+                    inline.update(dict(value))
+                    table[leaf] = inline
+                elif leaf not in table or _plain(table[leaf]) != value:
+                    table[leaf] = value
+            atomic_write_text(self.path, tomlkit.dumps(doc))
+            return doc
+
+    def replace_table(self, keys: tuple[str, ...], values: Mapping[str, Any]) -> tomlkit.TOMLDocument:
+        """Make the table at ``keys`` hold exactly ``values`` (for maps such as the workers)."""
+        self.ensure_seeded()
+        with self._lock:
+            doc = self._parse(self.path.read_text(encoding="utf-8"))
+            table: Any = doc
+            for key in keys[:-1]:
+                if key not in table:
+                    table[key] = tomlkit.table()
+                table = table[key]
+            current = table.get(keys[-1])
+            if current is None:
+                current = tomlkit.table()
+                table[keys[-1]] = current
+            for old in [k for k in current if k not in values]:
+                del current[old]
+            for k, v in values.items():
+                if k not in current or _plain(current[k]) != v:
+                    current[k] = v
+            atomic_write_text(self.path, tomlkit.dumps(doc))
+            return doc
+
+    def reseed(self) -> Path | None:
+        """Start again from the app's copy; a broken file is kept as ``.broken-<time>`` beside it."""
+        backup = None
+        with self._lock:
+            if self.path.exists():
+                backup = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+                shutil.copy2(self.path, backup)
+            atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
+        return backup
+
+
+_CLUSTER_KEYS = [k for k in ClusterSettings.param if k not in ("name", "workers")]
+_HEALTH_KEYS = [k for k in ServiceHealthSettings.param if k != "name"]
+
+
+class AppSettings:
+    """The models of one app's settings, loaded from and saved to its :class:`SettingsStore`."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.store = SettingsStore(env.settings_path, env.settings_seed_path)
+        self.args_class = env.spec.args_class()
+        self.cluster = ClusterSettings(name="cluster")
+        self.service_health = ServiceHealthSettings(name="service_health")
+        self.args = self.args_class()
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file into the models; a bad value names the file and the key."""
+        doc = self.store.read()
+        cluster = dict(doc.get("cluster", {}))
+        health = dict(cluster.pop("service_health", {}) or {})
+        values: dict[str, Any] = {}
+        for key in _CLUSTER_KEYS:
+            if key in cluster:
+                values[key] = _plain(cluster[key])
+        if "workers" in cluster:
+            values["workers"] = {str(k): _plain(v) for k, v in dict(cluster["workers"]).items()}
+        try:
+            self.cluster.param.update(**values)
+        except ValueError as exc:
+            raise SettingsFileError(self.store.path, f"[cluster]: {exc}") from exc
+        try:
+            self.service_health.param.update(**{k: _plain(v) for k, v in health.items() if k in _HEALTH_KEYS})
+        except ValueError as exc:
+            raise SettingsFileError(self.store.path, f"[cluster.service_health]: {exc}") from exc
+        try:
+            self.args = make_args(self.args_class, {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}, self.env.app)
+        except ValueError as exc:
+            raise SettingsFileError(self.store.path, f"[args]: {exc}") from exc
+
+    def save_cluster(self, *names: str) -> None:
+        """Persist the named cluster fields (all when none are named)."""
+        names = names or tuple(_CLUSTER_KEYS) + ("workers",)
+        leaves = {("cluster", n): getattr(self.cluster, n) for n in names if n != "workers"}
+        if leaves:
+            self.store.update(leaves)
+        if "workers" in names:
+            self.store.replace_table(("cluster", "workers"), dict(self.cluster.workers))
+
+    def save_service_health(self, *names: str) -> None:
+        names = names or tuple(_HEALTH_KEYS)
+        self.store.update({("cluster", "service_health", n): getattr(self.service_health, n) for n in names})
+
+    def save_args(self, values: Mapping[str, Any] | None = None) -> None:
+        """Validate and persist ``[args]`` (the current args object when ``values`` is None)."""
+        if values is not None:
+            self.args = make_args(self.args_class, values, self.env.app)
+        self.store.update({("args", k): v for k, v in args_to_dict(self.args).items()})
+
+    @property
+    def args_dict(self) -> dict[str, Any]:
+        return args_to_dict(self.args)

@@ -1,0 +1,1 @@
+"""minimal_app: the smallest app that fulfils the agilab-panel contract."""
