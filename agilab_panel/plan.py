@@ -107,6 +107,8 @@ class WorkPlan:
     assignment: dict[str, str]  # partition label -> slot id
     edited: bool = False
     created: float = field(default_factory=time.time)
+    data_in: str = ""
+    data_out: str = ""
 
     # -- queries ---------------------------------------------------------------------------------
     @property
@@ -132,8 +134,10 @@ class WorkPlan:
     def host_of(self, slot: str) -> str:
         return slot.rsplit("-", 1)[0]
 
-    def mismatch(self, args: Mapping[str, Any], workers: Mapping[str, int]) -> str | None:
-        """Why this plan does not fit ``args`` and ``workers`` (None when it does)."""
+    def mismatch(self, args: Mapping[str, Any], workers: Mapping[str, int], data_in: str | None = None) -> str | None:
+        """Why this plan does not fit ``args``, ``workers`` and ``data_in`` (None when it does)."""
+        if data_in is not None and self.data_in and str(data_in) != self.data_in:
+            return f"the input folder changed ({self.data_in} -> {data_in})"
         if args_fingerprint(args) != args_fingerprint(self.args):
             changed = sorted(k for k in set(args) | set(self.args) if args.get(k) != self.args.get(k))
             return f"the args changed ({', '.join(changed)})"
@@ -170,11 +174,13 @@ class WorkPlan:
             "app": self.app,
             "created": self.created,
             "edited": self.edited,
-            "workers": self.workers,
-            "args": self.args,
+            "data_in": self.data_in,
+            "data_out": self.data_out,
+            "workers": dict(self.workers),
+            "args": dict(self.args),
             "args_fingerprint": args_fingerprint(self.args),
             "partitions": [p.to_dict() for p in self.partitions],
-            "assignment": self.assignment,
+            "assignment": dict(self.assignment),
             "tree": tree,
             "loads": self.loads(),
         }
@@ -191,6 +197,8 @@ class WorkPlan:
             assignment=dict(data["assignment"]),
             edited=bool(data.get("edited", False)),
             created=float(data.get("created", time.time())),
+            data_in=str(data.get("data_in", "")),
+            data_out=str(data.get("data_out", "")),
         )
         plan.validate()
         return plan
@@ -219,7 +227,14 @@ class WorkPlan:
         return cls.from_dict(data)
 
 
-def build_plan(app: str, partitions: Sequence[Partition], workers: Mapping[str, int], args: Mapping[str, Any]) -> WorkPlan:
+def build_plan(
+    app: str,
+    partitions: Sequence[Partition],
+    workers: Mapping[str, int],
+    args: Mapping[str, Any],
+    data_in: str = "",
+    data_out: str = "",
+) -> WorkPlan:
     """Balance ``partitions`` over the slots of ``workers``."""
     workers = validate_workers(workers)
     slots = slot_ids(workers)
@@ -230,4 +245,6 @@ def build_plan(app: str, partitions: Sequence[Partition], workers: Mapping[str, 
         args=dict(args),
         partitions=list(partitions),
         assignment={p.label: slots[s] for p, s in zip(partitions, owner)},
+        data_in=str(data_in),
+        data_out=str(data_out),
     )

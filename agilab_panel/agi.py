@@ -1,0 +1,219 @@
+"""AGI: the verbs behind every button, as plain awaitable calls (``await AGI.run(...)``)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import modes
+from .distrib import build_distribution, load_plan, plan_for_run, resolve_inputs, save_plan
+from .env import AgiEnv
+from .events import EventBus, RunEvent, stderr_printer
+from .execute.cluster import cluster_pool
+from .execute.common import make_job
+from .execute.result import BenchmarkResult, RunError, RunResult
+from .plan import WorkPlan
+from .request import RunRequest
+from .settings import AppSettings, atomic_write_text
+
+__all__ = ["AGI"]
+
+
+def _bus(events: EventBus | None, env: AgiEnv) -> EventBus:
+    if events is not None:
+        return events
+    bus = EventBus()
+    if env.verbose >= 1:
+        bus.add_listener(stderr_printer(env.verbose))
+    return bus
+
+
+class AGI:
+    """Install, distribute and run an app; every method is a coroutine."""
+
+    POOL_MODE = modes.POOL_MODE
+    PYTHON_MODE = modes.PYTHON_MODE
+    CYTHON_MODE = modes.CYTHON_MODE
+    DASK_MODE = modes.DASK_MODE
+    RAPIDS_MODE = modes.RAPIDS_MODE
+
+    mode_to_str = staticmethod(modes.mode_to_str)
+    str_to_mode = staticmethod(modes.str_to_mode)
+    mode_label = staticmethod(modes.mode_label)
+
+    # -- install -------------------------------------------------------------------------------------
+    @staticmethod
+    async def install(
+        app_env: AgiEnv,
+        scheduler: str | None = None,
+        workers: Mapping[str, int] | None = None,
+        modes_enabled: int | str | None = None,
+        verbose: int | None = None,
+        *,
+        events: EventBus | None = None,
+        force: bool = False,
+        **args: Any,
+    ) -> Any:
+        """Provision the worker environment on every host of ``workers``; returns per-host, per-step results."""
+        from .install import install_app
+
+        if verbose is not None:
+            app_env.verbose = verbose
+        bus = _bus(events, app_env)
+        settings = AppSettings(app_env)
+        inputs = resolve_inputs(app_env, args, workers, scheduler, settings=settings)
+        enabled = settings.cluster.mode if modes_enabled is None else modes.parse_mode(modes_enabled)
+        return await install_app(app_env, inputs.workers, enabled, bus, force=force)
+
+    # -- distribute ----------------------------------------------------------------------------------
+    @staticmethod
+    async def get_distrib(
+        app_env: AgiEnv,
+        scheduler: str | None = None,
+        workers: Mapping[str, int] | None = None,
+        *,
+        events: EventBus | None = None,
+        data_in: str | None = None,
+        data_out: str | None = None,
+        save: bool = True,
+        **args: Any,
+    ) -> WorkPlan:
+        """Build the balanced work plan for these args and workers and save it as distribution_tree.json."""
+        bus = _bus(events, app_env)
+        inputs = resolve_inputs(app_env, args, workers, scheduler, data_in, data_out)
+        plan = await build_distribution(app_env, inputs, bus)
+        if save:
+            save_plan(app_env, plan)
+        return plan
+
+    @staticmethod
+    def load_plan(app_env: AgiEnv) -> WorkPlan | None:
+        return load_plan(app_env)
+
+    @staticmethod
+    def save_plan(app_env: AgiEnv, plan: WorkPlan) -> Path:
+        """Save an edited plan; RUN uses it while the args and workers still match."""
+        return save_plan(app_env, plan)
+
+    # -- run -----------------------------------------------------------------------------------------
+    @staticmethod
+    async def run(
+        app_env: AgiEnv,
+        request: RunRequest | None = None,
+        *,
+        events: EventBus | None = None,
+        keep_cluster: bool = True,
+        **params: Any,
+    ) -> RunResult | BenchmarkResult:
+        """Run one mode, or benchmark several (``mode=None`` or a list); returns structured results.
+
+        ``keep_cluster`` keeps a cluster started here warm for the next run of the same app and
+        worker map (it still ends with this process); ``False`` stops it when the run ends.
+        """
+        request = request or RunRequest(params=params)
+        bus = _bus(events, app_env)
+        settings = AppSettings(app_env)
+        inputs = resolve_inputs(app_env, request.params, request.workers, request.scheduler,
+                                request.data_in, request.data_out, settings=settings)
+        if not request.is_benchmark:
+            return await _run_mode(app_env, inputs, request.mode, request, bus, keep_cluster)
+        enabled = settings.cluster.mode | (modes.RAPIDS_MODE if request.rapids_enabled else 0)
+        chosen = list(request.mode) if request.mode is not None else modes.benchmark_modes(enabled)
+        return await _benchmark(app_env, inputs, chosen, request, bus, keep_cluster)
+
+    @staticmethod
+    async def shutdown(keep_persistent: bool = False) -> None:
+        """Stop the clusters this process keeps warm."""
+        await cluster_pool.close_all(keep_persistent=keep_persistent)
+
+    @staticmethod
+    def last_output(app_env: AgiEnv) -> Path | None:
+        """The output dataframe of the latest successful run (what LOAD DATA previews)."""
+        record = app_env.user_app_dir / "last_run.json"
+        try:
+            output = json.loads(record.read_text())["output"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return Path(output) if output and Path(output).exists() else None
+
+
+async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bus: EventBus,
+                    keep_cluster: bool, *, persistent: bool = False) -> RunResult:
+    from .execute.dask import run_dask
+    from .execute.local import run_local
+    from .install import NotInstalledError, cython_path, worker_python
+
+    started = time.perf_counter()
+    bus.emit(RunEvent(app=env.app, mode=mode, state="started"))
+    try:
+        if mode & modes.CYTHON_MODE and not env.spec.cython:
+            raise RunError(f"app {env.app} has no Cython build ([tool.agilab] cython is empty): turn the cython toggle off")
+        try:
+            python = worker_python(env)
+        except NotInstalledError as exc:
+            raise RunError(str(exc)) from exc
+        if request.reset_target and inputs.data_out.exists():
+            shutil.rmtree(inputs.data_out)
+        plan, source, note = await plan_for_run(env, inputs, bus)
+        bus.log(f"{modes.mode_label(mode)}: {note}", source="run")
+        job = make_job(env, plan, mode, inputs.data_in, inputs.data_out, cython_path(env))
+        how = ""
+        if mode & modes.DASK_MODE:
+            cluster, how = await cluster_pool.acquire(env, python, inputs.workers, scheduler=inputs.scheduler,
+                                                      cython_path=cython_path(env), bus=bus, persistent=persistent)
+            bus.log(f"Dask cluster {how} at {cluster.address}", source="run")
+            try:
+                info, statuses = await run_dask(job, cluster, bus)
+            except BaseException:
+                if not cluster.alive() or not keep_cluster:
+                    cluster_pool.discard(cluster)
+                    await cluster.close()
+                raise
+            if not keep_cluster and not persistent:
+                cluster_pool.discard(cluster)
+                await cluster.close()
+        else:
+            info, statuses = await run_local(job, python, bus, env.user_app_dir / "jobs")
+    except BaseException as exc:
+        bus.emit(RunEvent(app=env.app, mode=mode, state="failed", seconds=time.perf_counter() - started, detail=str(exc)))
+        raise
+    seconds = time.perf_counter() - started
+    result = RunResult(
+        app=env.app, mode=mode, seconds=seconds, plan_source=source, plan_note=note, plan=plan.to_dict(),
+        output=info.get("output"), rows=info.get("rows", 0), columns=info.get("columns", []),
+        partitions=list(statuses.values()), workers=dict(inputs.workers),
+        nodes=len(inputs.workers) if mode & modes.DASK_MODE else 1, cluster=how,
+    )
+    if result.output:
+        atomic_write_text(env.user_app_dir / "last_run.json",
+                          json.dumps({"output": result.output, "mode": mode, "time": time.time()}))
+    bus.emit(RunEvent(app=env.app, mode=mode, state="done", seconds=seconds))
+    return result
+
+
+async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: RunRequest, bus: EventBus,
+                     keep_cluster: bool) -> BenchmarkResult:
+    from .benchmark import write_benchmark
+    from .install import cython_path, worker_python
+
+    runs: list[RunResult] = []
+    errors: dict[int, str] = {}
+    if any(m & modes.DASK_MODE for m in chosen):  # start-up is paid once, outside the timings
+        cluster, how = await cluster_pool.acquire(env, worker_python(env), inputs.workers, scheduler=inputs.scheduler,
+                                                  cython_path=cython_path(env), bus=bus)
+        bus.log(f"benchmark: Dask cluster {how} at {cluster.address}", source="run")
+    for mode in chosen:
+        try:
+            runs.append(await _run_mode(env, inputs, mode, request, bus, keep_cluster=True))
+        except RunError as exc:
+            errors[mode] = str(exc)
+            bus.log(f"benchmark: {modes.mode_label(mode)} failed: {exc}", level="ERROR", source="run")
+    if not keep_cluster:
+        await cluster_pool.close_all()
+    if not runs:
+        raise RunError("every benchmarked mode failed: " + "; ".join(f"{m}: {e}" for m, e in errors.items()))
+    return await asyncio.to_thread(write_benchmark, env.benchmark_path, env.app, runs, errors)

@@ -1,0 +1,105 @@
+"""From settings and overrides to a work plan: what CHECK DISTRIBUTE and RUN share."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .env import AgiEnv
+from .events import EventBus
+from .hosts import validate_workers
+from .plan import PlanError, WorkPlan, build_plan
+from .settings import AppSettings, args_to_dict, make_args
+
+__all__ = ["RunInputs", "resolve_inputs", "build_distribution", "plan_for_run", "save_plan", "load_plan"]
+
+
+@dataclass
+class RunInputs:
+    """Args, worker map and data folders after settings and overrides are merged and validated."""
+
+    args: Any  # the app's param object
+    args_dict: dict[str, Any]
+    workers: dict[str, int]
+    scheduler: str | None
+    data_in: Path
+    data_out: Path
+
+
+def resolve_inputs(
+    env: AgiEnv,
+    params: Mapping[str, Any] | None = None,
+    workers: Mapping[str, int] | None = None,
+    scheduler: str | None = None,
+    data_in: str | None = None,
+    data_out: str | None = None,
+    settings: AppSettings | None = None,
+) -> RunInputs:
+    """Values not given come from the app's settings; an unknown argument names itself."""
+    settings = settings or AppSettings(env)
+    values = {**settings.args_dict, **dict(params or {})}
+    args = make_args(env.spec.args_class(), values, env.app)
+    chosen_workers = validate_workers(dict(workers) if workers is not None else dict(settings.cluster.workers))
+    return RunInputs(
+        args=args,
+        args_dict=args_to_dict(args),
+        workers=chosen_workers,
+        scheduler=scheduler if scheduler is not None else (settings.cluster.scheduler or None),
+        data_in=env.resolve_data_path(data_in, f"{env.app}/data_in"),
+        data_out=env.resolve_data_path(data_out, f"{env.app}/data_out"),
+    )
+
+
+async def build_distribution(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = None) -> WorkPlan:
+    """Prepare the inputs (apps may generate data) and balance the partitions over the slots."""
+    manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
+    if bus:
+        bus.log(f"preparing {env.app} inputs in {inputs.data_in}", source="distrib")
+    await asyncio.to_thread(manager.prepare)
+    partitions = await asyncio.to_thread(manager.partitions)
+    if not partitions:
+        raise PlanError(f"{env.app} produced no partitions for these args")
+    plan = build_plan(env.app, partitions, inputs.workers, inputs.args_dict, str(inputs.data_in), str(inputs.data_out))
+    if bus:
+        loads = plan.loads()
+        bus.log(
+            f"plan: {len(partitions)} partitions over {len(loads)} worker slots "
+            f"(heaviest slot {max(loads.values()):.3g}, lightest {min(loads.values()):.3g})",
+            source="distrib",
+        )
+    return plan
+
+
+def save_plan(env: AgiEnv, plan: WorkPlan) -> Path:
+    return plan.save(env.plan_path)
+
+
+def load_plan(env: AgiEnv) -> WorkPlan | None:
+    """The saved plan, or None when there is none or it cannot be read."""
+    if not env.plan_path.is_file():
+        return None
+    try:
+        return WorkPlan.load(env.plan_path)
+    except (PlanError, KeyError, TypeError, ValueError):
+        return None
+
+
+async def plan_for_run(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = None) -> tuple[WorkPlan, str, str]:
+    """The saved plan while it matches the args, workers and inputs; else a rebuilt one, and why."""
+    saved = load_plan(env)
+    if saved is not None:
+        reason = saved.mismatch(inputs.args_dict, inputs.workers, str(inputs.data_in))
+        if reason is None:
+            note = "using the saved work plan" + (" (edited)" if saved.edited else "")
+            manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
+            await asyncio.to_thread(manager.prepare)
+            return saved, "saved", note
+        note = f"rebuilt the work plan: {reason}"
+        source = "rebuilt"
+    else:
+        note, source = "built a work plan (none was saved)", "built"
+    plan = await build_distribution(env, inputs, bus)
+    save_plan(env, plan)
+    return plan, source, note

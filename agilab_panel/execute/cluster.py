@@ -1,0 +1,355 @@
+"""Dask clusters run from the worker environment: started once, kept warm, or found again.
+
+A :class:`WorkerCluster` is one scheduler plus one single-threaded worker process per slot, named
+after the slot (``host-i``) so the plan can pin partitions to them. Process output goes to log files
+that are followed live. :class:`ClusterPool` keeps clusters warm per app and worker map, and finds a
+cluster kept by an earlier process through its state file.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..env import AgiEnv
+from ..events import EventBus, LogLine, WorkerEvent
+from ..hosts import is_local_host, parse_host_port, slot_ids
+from .common import child_env
+from .result import RunError
+
+__all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable"]
+
+START_TIMEOUT = 60.0
+
+
+def scheduler_reachable(address: str, timeout: float = 0.5) -> bool:
+    host, port = parse_host_port(address, 8786)
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class _Tail:
+    """Follow a log file and emit its new lines."""
+
+    def __init__(self, path: Path, source: str, host: str) -> None:
+        self.path, self.source, self.host = path, source, host
+        self.offset = 0
+        self.partial = b""
+
+    def poll(self, bus: EventBus | None) -> None:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        if not chunk:
+            return
+        self.offset += len(chunk)
+        data = self.partial + chunk
+        *lines, self.partial = data.split(b"\n")
+        if bus is None:
+            return
+        for raw in lines:
+            text = raw.decode(errors="replace")
+            level = "ERROR" if " - ERROR - " in text or "Traceback" in text else ("WARNING" if " - WARNING - " in text else "INFO")
+            bus.emit(LogLine(text=text, source=self.source, stream="stderr", level=level, host=self.host))
+
+
+class WorkerCluster:
+    """A scheduler and named single-threaded workers, or a connection to someone else's scheduler."""
+
+    def __init__(self, env: AgiEnv, python: Path, workers: Mapping[str, int], *, scheduler: str | None = None,
+                 cython_path: Path | None = None, persistent: bool = False) -> None:
+        self.env, self.python, self.workers = env, python, dict(workers)
+        self.requested_scheduler = scheduler
+        self.cython_path = cython_path
+        self.persistent = persistent
+        self.address: str | None = None
+        self.external = False
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.client: Any = None
+        self.bus: EventBus | None = None
+        self.slot_workers: dict[str, str] = {}  # slot id -> worker address
+        self._tails: list[_Tail] = []
+        self._tail_task: asyncio.Task | None = None
+        self.dir = env.log_dir / "cluster"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def __aenter__(self) -> WorkerCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> str:
+        """Connect to the requested scheduler if one answers there, else start ours; returns how."""
+        from distributed import Client
+
+        remote = [h for h in self.workers if not is_local_host(h)]
+        if self.requested_scheduler and scheduler_reachable(self.requested_scheduler):
+            self.address, self.external = f"tcp://{self.requested_scheduler}", True
+            how = "connected"
+        else:
+            if remote:
+                raise RunError(f"hosts {', '.join(remote)} are not this machine: start their Dask workers with the "
+                               "remote install, or give the address of a running scheduler", worker=remote[0])
+            self._spawn()  # from the loop's thread: the children die with it unless kept
+            how = "started"
+        self._tail_task = asyncio.create_task(self._follow())
+        try:
+            if not self.external:
+                self.address = await self._wait_scheduler_file()
+            self.client = await asyncio.wait_for(Client(self.address, asynchronous=True), START_TIMEOUT)
+            await self._map_slots()
+            await self._warm()
+        except BaseException:
+            await self.close()
+            raise
+        return how
+
+    def _spawn(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        sched_file = self.dir / "scheduler.json"
+        sched_file.unlink(missing_ok=True)
+        host, port = ("127.0.0.1", 0)
+        if self.requested_scheduler:
+            host, req_port = parse_host_port(self.requested_scheduler, 8786)
+            port = req_port or 0
+        env = child_env([str(self.cython_path)] if self.cython_path else None)
+        env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
+        env["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
+        popen_kw: dict[str, Any] = {"env": env, "cwd": str(self.dir), "stdin": subprocess.DEVNULL}
+        if self.persistent:
+            popen_kw["start_new_session"] = True
+        else:
+            popen_kw["preexec_fn"] = _die_with_parent
+        commands = {"scheduler": [str(self.python), "-m", "distributed.cli.dask_scheduler", "--host", host.strip("[]"),
+                                  "--port", str(port), "--no-dashboard", "--no-show", "--scheduler-file", str(sched_file)]}
+        for slot in slot_ids(self.workers):
+            commands[slot] = [str(self.python), "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file),
+                              "--name", slot, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0",
+                              "--host", "127.0.0.1", "--death-timeout", "60",
+                              "--local-directory", str(self.dir / "work")]
+        for name, cmd in commands.items():
+            log = self.dir / f"{name}.log"
+            with open(log, "wb") as out:
+                self.procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, **popen_kw)
+            tail = _Tail(log, "scheduler" if name == "scheduler" else "worker", name)
+            self._tails.append(tail)
+        if self.persistent:
+            self._write_state(sched_file)
+
+    async def _wait_scheduler_file(self) -> str:
+        sched_file = self.dir / "scheduler.json"
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            proc = self.procs.get("scheduler")
+            if proc is not None and proc.poll() is not None:
+                raise RunError(f"the Dask scheduler exited with code {proc.returncode}; see {self.dir / 'scheduler.log'}")
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                return json.loads(sched_file.read_text())["address"]
+            await asyncio.sleep(0.05)
+        raise RunError(f"the Dask scheduler did not start within {START_TIMEOUT:.0f}s")
+
+    async def _map_slots(self) -> None:
+        """Wait for one worker per slot; map slot ids to worker addresses (by name, else by host)."""
+        slots = slot_ids(self.workers)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            info = await self._identity()
+            by_name = {str(w["name"]): addr for addr, w in info["workers"].items()}
+            if all(s in by_name for s in slots):
+                self.slot_workers = {s: by_name[s] for s in slots}
+                break
+            if self.external:
+                mapped = self._map_by_host(info["workers"], slots)
+                if mapped:
+                    self.slot_workers = mapped
+                    break
+            dead = [n for n, p in self.procs.items() if p.poll() is not None]
+            if dead:
+                raise RunError(f"Dask process {dead[0]} exited with code {self.procs[dead[0]].returncode} while starting; "
+                               f"see {self.dir / (dead[0] + '.log')}", worker=dead[0])
+            if time.monotonic() > deadline:
+                missing = [s for s in slots if s not in by_name]
+                raise RunError(f"workers {', '.join(missing)} did not join the scheduler {self.address} within {START_TIMEOUT:.0f}s",
+                               worker=missing[0])
+            await asyncio.sleep(0.05)
+        for slot, addr in self.slot_workers.items():
+            self._emit(WorkerEvent(worker=slot, state="joined", address=addr))
+
+    async def _warm(self) -> None:
+        from ..runtime import tasks
+
+        try:
+            await asyncio.wait_for(self.client.run(tasks.warm, self.env.spec.worker_ref, str(self.env.spec.src_path)), START_TIMEOUT)
+        except Exception as exc:  # the first task will report the real import error with its partition
+            self._emit(LogLine(text=f"could not pre-import the app on the workers: {exc}", source="scheduler", level="WARNING"))
+
+    async def _identity(self) -> dict[str, Any]:
+        try:
+            return await self.client.scheduler.identity(n_workers=-1)
+        except TypeError:  # older schedulers list every worker without the argument
+            return await self.client.scheduler.identity()
+
+    def _map_by_host(self, workers: Mapping[str, Any], slots: list[str]) -> dict[str, str] | None:
+        mapped: dict[str, str] = {}
+        for host, n in self.workers.items():
+            here = sorted(a for a, w in workers.items() if w.get("host") == host or (is_local_host(host) and is_local_host(w.get("host", ""))))
+            if len(here) < n:
+                return None
+            for i in range(n):
+                mapped[f"{host}-{i}"] = here[i]
+        return mapped
+
+    async def _follow(self) -> None:
+        while True:
+            for tail in self._tails:
+                tail.poll(self.bus)
+            await asyncio.sleep(0.1)
+
+    def _emit(self, event: Any) -> None:
+        if self.bus is not None:
+            self.bus.emit(event)
+
+    def alive(self) -> bool:
+        if self.client is None or self.client.status != "running":
+            return False
+        return all(p.poll() is None for p in self.procs.values())
+
+    def dead_slots(self) -> list[str]:
+        return [name for name, p in self.procs.items() if name != "scheduler" and p.poll() is not None]
+
+    async def close(self) -> None:
+        """Stop the client and every process this cluster started (never an external scheduler)."""
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.close(), 5)
+            self.client = None
+        for tail in self._tails:
+            tail.poll(self.bus)
+        if self._tail_task is not None:
+            self._tail_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._tail_task
+            self._tail_task = None
+        await asyncio.to_thread(self._terminate)
+        if self.persistent and not self.external:
+            self._state_file().unlink(missing_ok=True)
+
+    def _terminate(self) -> None:
+        procs = [p for p in self.procs.values() if p.poll() is None]
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.terminate()
+        deadline = time.monotonic() + 5
+        for p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs.clear()
+
+    # -- a cluster kept across processes -----------------------------------------------------------
+    def _state_file(self) -> Path:
+        return self.env.user_app_dir / "cluster.json"
+
+    def _write_state(self, sched_file: Path) -> None:
+        from ..settings import atomic_write_text
+
+        state = {"python": str(self.python), "workers": self.workers, "scheduler_file": str(sched_file),
+                 "pids": {n: p.pid for n, p in self.procs.items()}, "created": time.time()}
+        atomic_write_text(self._state_file(), json.dumps(state, indent=2))
+
+
+class ClusterPool:
+    """Warm clusters by (app, worker environment, worker map, scheduler)."""
+
+    def __init__(self) -> None:
+        self._clusters: dict[tuple, WorkerCluster] = {}
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def key(env: AgiEnv, python: Path, workers: Mapping[str, int], scheduler: str | None) -> tuple:
+        return (env.app, str(env.home), str(python), tuple(workers.items()), scheduler or "")
+
+    async def acquire(self, env: AgiEnv, python: Path, workers: Mapping[str, int], *, scheduler: str | None,
+                      cython_path: Path | None, bus: EventBus, persistent: bool = False) -> tuple[WorkerCluster, str]:
+        key = self.key(env, python, workers, scheduler)
+        async with self._lock:
+            cluster = self._clusters.get(key)
+            if cluster is not None and cluster.alive():
+                cluster.bus = bus
+                return cluster, "reused"
+            if cluster is not None:
+                self._clusters.pop(key, None)
+                await cluster.close()
+            adopted = await self._adopt(env, python, workers, scheduler, bus)
+            if adopted is not None:
+                self._clusters[key] = adopted
+                return adopted, "reused"
+            cluster = WorkerCluster(env, python, workers, scheduler=scheduler, cython_path=cython_path, persistent=persistent)
+            cluster.bus = bus
+            how = await cluster.start()
+            self._clusters[key] = cluster
+            return cluster, how
+
+    async def _adopt(self, env: AgiEnv, python: Path, workers: Mapping[str, int], scheduler: str | None,
+                     bus: EventBus) -> WorkerCluster | None:
+        """A cluster an earlier process kept (``--keep-cluster``), when it still answers."""
+        state_file = env.user_app_dir / "cluster.json"
+        if scheduler or not state_file.is_file():
+            return None
+        try:
+            state = json.loads(state_file.read_text())
+            address = json.loads(Path(state["scheduler_file"]).read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            return None
+        if state.get("python") != str(python) or state.get("workers") != dict(workers):
+            return None
+        if not scheduler_reachable(address.removeprefix("tcp://")):
+            state_file.unlink(missing_ok=True)
+            return None
+        cluster = WorkerCluster(env, python, workers, scheduler=address.removeprefix("tcp://"), persistent=True)
+        cluster.bus = bus
+        await cluster.start()  # connects: close() leaves the kept processes running
+        return cluster
+
+    def discard(self, cluster: WorkerCluster) -> None:
+        for key, value in list(self._clusters.items()):
+            if value is cluster:
+                del self._clusters[key]
+
+    async def close_all(self, *, keep_persistent: bool = False) -> None:
+        for key, cluster in list(self._clusters.items()):
+            if keep_persistent and cluster.persistent:
+                continue
+            self._clusters.pop(key, None)
+            await cluster.close()
+
+    def __len__(self) -> int:
+        return len(self._clusters)
+
+
+cluster_pool = ClusterPool()

@@ -1,0 +1,134 @@
+"""Cluster runs: partitions pinned to the Dask workers the plan names, progress from the client.
+
+Each partition is one task restricted to its slot's worker; starts arrive through the worker event
+log, completions through ``as_completed``. A failed partition or a worker that leaves ends the run
+at once with an error naming both; the caller decides whether the cluster survives.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from ..events import EventBus, PartitionEvent, WorkerEvent
+from ..runtime import tasks
+from ..runtime.job import Job
+from .cluster import WorkerCluster
+from .result import PartitionStatus, RunError
+
+__all__ = ["run_dask", "WATCH_INTERVAL"]
+
+WATCH_INTERVAL = 0.25
+
+
+async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dict[str, Any], dict[str, PartitionStatus]]:
+    from distributed import as_completed
+
+    client = cluster.client
+    statuses = {p["label"]: PartitionStatus(label=p["label"], worker=slot) for slot, p in job.partitions()}
+    running: dict[str, str] = {}  # slot -> label last started there
+
+    def on_progress(event: Any) -> None:
+        _, record = event
+        status = statuses.get(record.get("label"))
+        if status is None or status.status != "pending":
+            return
+        status.status = "started"
+        running[record["slot"]] = record["label"]
+        bus.emit(PartitionEvent(label=record["label"], worker=record["slot"], state="started", time=record.get("time", time.time())))
+
+    client.subscribe_topic(tasks.PROGRESS_TOPIC, on_progress)
+    pooled = bool(job.mode & 1)
+    futures = []
+    for slot, parts in job.slots.items():
+        if not parts:
+            continue
+        address = cluster.slot_workers[slot]
+        if pooled:
+            futures.append(client.submit(tasks.run_partitions_pooled, job, slot, parts, workers=[address],
+                                         allow_other_workers=False, pure=False, key=f"agi-{job.run_id}-{slot}"))
+        else:
+            for part in parts:
+                futures.append(client.submit(tasks.run_partition, job, slot, part, workers=[address],
+                                             allow_other_workers=False, pure=False,
+                                             key=f"agi-{job.run_id}-{part['label']}"))
+    watch = asyncio.create_task(_watch_workers(cluster, running, statuses))
+    try:
+        completed = as_completed(futures, with_results=False)
+        async for future in completed:
+            if future.status == "error":
+                exc = await future.exception()
+                label, slot = _blame(future, job, statuses, running)
+                if label and label in statuses:
+                    statuses[label].status, statuses[label].error = "failed", f"{type(exc).__name__}: {exc}"
+                    bus.emit(PartitionEvent(label=label, worker=slot, state="failed", error=statuses[label].error))
+                raise RunError(f"partition {label} failed on worker {slot}: {type(exc).__name__}: {exc}",
+                               partition=label, worker=slot, details=str(exc))
+            if watch.done():
+                watch.result()
+            items = await future
+            for label, _, seconds in items if isinstance(items, list) else [items]:
+                status = statuses[label]
+                status.status, status.seconds = "done", seconds
+                bus.emit(PartitionEvent(label=label, worker=status.worker, state="done", seconds=seconds))
+        reduce = client.submit(tasks.reduce_results, job, *futures, pure=False, key=f"agi-{job.run_id}-reduce")
+        info = await _race(reduce, watch)
+        return info, statuses
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await watch
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(tasks.PROGRESS_TOPIC)
+        if cluster.client is not None and cluster.alive():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.run(tasks.finish_run, job.run_id), 10)
+
+
+async def _race(future: Any, watch: asyncio.Task) -> Any:
+    waiter = asyncio.ensure_future(future.result())
+    done, _ = await asyncio.wait({waiter, watch}, return_when=asyncio.FIRST_COMPLETED)
+    if watch in done:
+        waiter.cancel()
+        watch.result()
+    return waiter.result()
+
+
+def _blame(future: Any, job: Job, statuses: dict[str, PartitionStatus], running: dict[str, str]) -> tuple[str | None, str | None]:
+    key = str(future.key)
+    prefix = f"agi-{job.run_id}-"
+    name = key[len(prefix):] if key.startswith(prefix) else key
+    if name in statuses:
+        return name, statuses[name].worker
+    if name in job.slots:  # pooled: the partition last started on that slot
+        return running.get(name) or (job.slots[name][0]["label"] if job.slots[name] else None), name
+    return None, None
+
+
+async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], statuses: dict[str, PartitionStatus]) -> None:
+    """End the run when a pinned worker leaves: its tasks could never run anywhere else."""
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        dead = cluster.dead_slots()
+        if not dead and cluster.client is not None:
+            with contextlib.suppress(Exception):
+                info = await cluster._identity()
+                present = set(info.get("workers", {}))
+                dead = [s for s, a in cluster.slot_workers.items() if a not in present and s in _used_slots(statuses)]
+        if dead:
+            slot = dead[0]
+            if cluster.bus is not None:
+                cluster.bus.emit(WorkerEvent(worker=slot, state="left", address=cluster.slot_workers.get(slot, "")))
+            label = running.get(slot) or next((s.label for s in statuses.values() if s.worker == slot and s.status != "done"), None)
+            if label:
+                statuses[label].status, statuses[label].error = "failed", f"worker {slot} died"
+            raise RunError(f"worker {slot} died while running partition {label or '(none)'}", partition=label, worker=slot)
+
+
+def _used_slots(statuses: dict[str, PartitionStatus]) -> set[str]:
+    return {s.worker for s in statuses.values() if s.status != "done"}

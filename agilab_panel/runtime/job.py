@@ -1,0 +1,92 @@
+"""The job a worker process executes: what the engine sends, and the pieces every executor shares."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Job", "make_worker", "write_output", "describe_error"]
+
+
+@dataclass
+class Job:
+    """Everything a worker process needs; JSON-able so it crosses process and host boundaries."""
+
+    run_id: str
+    app: str
+    worker_ref: str
+    src_path: str
+    mode: int
+    args: dict[str, Any]
+    data_in: str
+    data_out: str
+    output_name: str
+    slots: dict[str, list[dict[str, Any]]]  # slot id -> partitions (label, weight, payload) in plan order
+    order: list[str]  # partition labels in plan order (work_done receives results in this order)
+    pool_backend: str = "process"
+    pool_size: int = 1
+    cython_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        return cls(**json.loads(text))
+
+    def partitions(self) -> list[tuple[str, dict[str, Any]]]:
+        """(slot, partition) pairs in plan order."""
+        where = {p["label"]: (slot, p) for slot, parts in self.slots.items() for p in parts}
+        return [where[label] for label in self.order]
+
+
+def prepare_path(job: Job) -> None:
+    """Make the app and, in cython mode, its compiled kernels importable."""
+    for entry in (job.cython_path if job.mode & 2 else None, job.src_path):
+        if entry and entry not in sys.path:
+            sys.path.insert(0, entry)
+
+
+def make_worker(job: Job, worker_id: str) -> Any:
+    prepare_path(job)
+    module_name, _, name = job.worker_ref.partition(":")
+    cls = getattr(importlib.import_module(module_name), name)
+    return cls(job.args, worker_id=worker_id, mode=job.mode, data_in=job.data_in, data_out=job.data_out)
+
+
+def write_output(job: Job, frame: Any) -> dict[str, Any]:
+    """Write the output dataframe atomically under data_out; return where and what."""
+    if frame is None:
+        return {"output": None, "rows": 0, "columns": []}
+    out = Path(job.data_out) / job.output_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        if out.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return {"output": str(out), "rows": int(len(frame)), "columns": [str(c) for c in frame.columns]}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable line, then the traceback (details on demand)."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return f"{type(exc).__name__}: {exc}\n{tb}"
+
+
+def now() -> float:
+    return time.time()

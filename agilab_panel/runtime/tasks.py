@@ -1,0 +1,101 @@
+"""Functions the engine submits to Dask workers (cluster mode).
+
+A worker process keeps one app worker per run (``work_init`` once), reports partition starts through
+Dask's event log (the engine subscribes to the topic), and the reduce task calls ``work_done`` with
+every result in plan order.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .job import Job, make_worker, write_output
+
+__all__ = ["PROGRESS_TOPIC", "run_partition", "run_partitions_pooled", "reduce_results", "warm", "finish_run"]
+
+PROGRESS_TOPIC = "agilab-progress"
+_workers: dict[tuple[str, str], Any] = {}
+
+
+def _dask_worker() -> Any:
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except Exception:  # not inside a Dask task (direct call in tests)
+        return None
+
+
+def _log(event: dict[str, Any], worker: Any = None) -> None:
+    worker = worker or _dask_worker()
+    if worker is not None:
+        worker.log_event(PROGRESS_TOPIC, event)
+
+
+def _app_worker(job: Job, slot: str) -> Any:
+    key = (job.run_id, slot)
+    worker = _workers.get(key)
+    if worker is None:
+        worker = make_worker(job, slot)
+        worker.work_init()
+        _workers[key] = worker
+    return worker
+
+
+def run_partition(job: Job, slot: str, partition: dict[str, Any]) -> tuple[str, Any, float]:
+    """One partition on its pinned worker; returns (label, result, seconds)."""
+    label = partition["label"]
+    _log({"label": label, "slot": slot, "state": "started", "time": time.time()})
+    start = time.perf_counter()
+    result = _app_worker(job, slot).work_pool(partition["payload"])
+    return label, result, time.perf_counter() - start
+
+
+def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
+    """Cluster + pool: the worker maps its partitions over a thread pool (Dask workers are daemons)."""
+    worker = _app_worker(job, slot)
+    dask_worker = _dask_worker()
+
+    def one(partition: dict[str, Any]) -> tuple[str, Any, float]:
+        _log({"label": partition["label"], "slot": slot, "state": "started", "time": time.time()}, dask_worker)
+        start = time.perf_counter()
+        return partition["label"], worker.work_pool(partition["payload"]), time.perf_counter() - start
+
+    with ThreadPoolExecutor(max_workers=max(1, job.pool_size)) as pool:
+        return list(pool.map(one, partitions))
+
+
+def reduce_results(job: Job, *results: Any) -> dict[str, Any]:
+    """``work_done`` over every partition result, in plan order, then the output file."""
+    by_label: dict[str, Any] = {}
+    for item in results:
+        for label, value, _ in item if isinstance(item, list) else [item]:
+            by_label[label] = value
+    closer = make_worker(job, "reduce")
+    frame = closer.work_done([(label, by_label[label]) for label in job.order])
+    info = write_output(job, frame)
+    closer.stop()
+    return info
+
+
+def warm(worker_ref: str, src_path: str) -> bool:
+    """Import the app's worker module ahead of the first task (paid at cluster start, not per run)."""
+    import importlib
+    import sys
+
+    if src_path not in sys.path:
+        sys.path.insert(0, src_path)
+    importlib.import_module(worker_ref.partition(":")[0])
+    return True
+
+
+def finish_run(run_id: str) -> int:
+    """Call ``stop`` on this process's app workers of a run (run on every worker at the end)."""
+    done = 0
+    for key in [k for k in _workers if k[0] == run_id]:
+        try:
+            _workers.pop(key).stop()
+        finally:
+            done += 1
+    return done
