@@ -152,6 +152,8 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
     try:
         if mode & modes.CYTHON_MODE and not env.spec.cython:
             raise RunError(f"app {env.app} has no Cython build ([tool.agilab] cython is empty): turn the cython toggle off")
+        if mode & modes.RAPIDS_MODE and not env.spec.rapids:
+            raise RunError(f"app {env.app} has no RAPIDS path ([tool.agilab] rapids = false): turn the rapids toggle off")
         try:
             python = worker_python(env)
         except NotInstalledError as exc:

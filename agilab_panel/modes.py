@@ -104,6 +104,10 @@ def mode_expression(mode: int) -> str:
 
 def benchmark_modes(enabled: int | Iterable[int]) -> list[int]:
     """Every mode whose bits are all enabled: pool+cython -> ``[0, 1, 2, 3]``."""
-    mask = enabled if isinstance(enabled, int) else sum(set(enabled))
-    _check(mask)
+    if isinstance(enabled, int):
+        mask = _check(enabled)
+    else:
+        mask = 0
+        for m in enabled:
+            mask |= _check(m)
     return [m for m in range(ALL_MODES + 1) if m & ~mask == 0]

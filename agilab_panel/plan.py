@@ -238,6 +238,9 @@ def build_plan(
     """Balance ``partitions`` over the slots of ``workers``."""
     workers = validate_workers(workers)
     slots = slot_ids(workers)
+    labels = [p.label for p in partitions]
+    if len(set(labels)) != len(labels):
+        raise PlanError("partition labels must be unique")
     owner = balance([p.weight for p in partitions], len(slots))
     return WorkPlan(
         app=app,

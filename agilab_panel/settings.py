@@ -6,6 +6,7 @@ parse: the error names the file and line, and :meth:`SettingsStore.reseed` keeps
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -242,7 +243,12 @@ class SettingsStore:
         backup = None
         with self._lock:
             if self.path.exists():
-                backup = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                backup = self.path.with_name(f"{self.path.name}.broken-{stamp}")
+                n = 1
+                while backup.exists():  # never overwrite an earlier backup
+                    backup = self.path.with_name(f"{self.path.name}.broken-{stamp}-{n}")
+                    n += 1
                 shutil.copy2(self.path, backup)
             atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
         return backup
@@ -262,7 +268,26 @@ class AppSettings:
         self.cluster = ClusterSettings(name="cluster")
         self.service_health = ServiceHealthSettings(name="service_health")
         self.args = self.args_class()
+        self._saved: dict[tuple[str, ...], Any] = {}
         self.reload()
+
+    def _leaves(self) -> dict[tuple[str, ...], Any]:
+        """Every leaf the models hold, keyed like :meth:`SettingsStore.update`."""
+        leaves: dict[tuple[str, ...], Any] = {("cluster", k): getattr(self.cluster, k) for k in _CLUSTER_KEYS}
+        leaves[("cluster", "workers")] = dict(self.cluster.workers)
+        leaves.update({("cluster", "service_health", k): getattr(self.service_health, k) for k in _HEALTH_KEYS})
+        leaves.update({("args", k): v for k, v in args_to_dict(self.args).items()})
+        return copy.deepcopy(leaves)
+
+    def _changed(self, keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """The leaves among ``keys`` that differ from what was last loaded or saved."""
+        current = self._leaves()
+        return [k for k in keys if k not in self._saved or current.get(k) != self._saved[k]]
+
+    def _mark_saved(self, keys: list[tuple[str, ...]]) -> None:
+        current = self._leaves()
+        for k in keys:
+            self._saved[k] = current.get(k)
 
     def reload(self) -> None:
         """Read the file into the models; a bad value names the file and the key."""
@@ -287,25 +312,36 @@ class AppSettings:
             self.args = make_args(self.args_class, {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}, self.env.app)
         except ValueError as exc:
             raise SettingsFileError(self.store.path, f"[args]: {exc}") from exc
+        self._saved = self._leaves()
 
     def save_cluster(self, *names: str) -> None:
-        """Persist the named cluster fields (all when none are named)."""
-        names = names or tuple(_CLUSTER_KEYS) + ("workers",)
-        leaves = {("cluster", n): getattr(self.cluster, n) for n in names if n != "workers"}
+        """Persist the named cluster fields (when none are named: those changed since loaded)."""
+        keys = [("cluster", n) for n in names] or self._changed([("cluster", n) for n in (*_CLUSTER_KEYS, "workers")])
+        leaves = {k: getattr(self.cluster, k[1]) for k in keys if k[1] != "workers"}
         if leaves:
             self.store.update(leaves)
-        if "workers" in names:
+        if ("cluster", "workers") in keys:
             self.store.replace_table(("cluster", "workers"), dict(self.cluster.workers))
+        self._mark_saved(keys)
 
     def save_service_health(self, *names: str) -> None:
-        names = names or tuple(_HEALTH_KEYS)
-        self.store.update({("cluster", "service_health", n): getattr(self.service_health, n) for n in names})
+        """Persist the named health-gate fields (when none are named: those changed since loaded)."""
+        keys = [("cluster", "service_health", n) for n in names] or self._changed(
+            [("cluster", "service_health", n) for n in _HEALTH_KEYS]
+        )
+        if keys:
+            self.store.update({k: getattr(self.service_health, k[2]) for k in keys})
+        self._mark_saved(keys)
 
     def save_args(self, values: Mapping[str, Any] | None = None) -> None:
-        """Validate and persist ``[args]`` (the current args object when ``values`` is None)."""
+        """Validate and persist the ``[args]`` that changed (from the current args object when ``values`` is None)."""
         if values is not None:
             self.args = make_args(self.args_class, values, self.env.app)
-        self.store.update({("args", k): v for k, v in args_to_dict(self.args).items()})
+        keys = self._changed([("args", k) for k in args_to_dict(self.args)])
+        if keys:
+            current = self._leaves()
+            self.store.update({k: current[k] for k in keys})
+        self._mark_saved(keys)
 
     @property
     def args_dict(self) -> dict[str, Any]:

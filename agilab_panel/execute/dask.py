@@ -76,8 +76,8 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
         info = await _race(reduce, watch)
         return info, statuses
     except BaseException:
-        for future in futures:
-            future.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.cancel(futures), 5)
         raise
     finally:
         watch.cancel()

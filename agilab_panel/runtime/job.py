@@ -59,7 +59,10 @@ def make_worker(job: Job, worker_id: str) -> Any:
     prepare_path(job)
     module_name, _, name = job.worker_ref.partition(":")
     cls = getattr(importlib.import_module(module_name), name)
-    return cls(job.args, worker_id=worker_id, mode=job.mode, data_in=job.data_in, data_out=job.data_out)
+    worker = cls(job.args, worker_id=worker_id, mode=job.mode, data_in=job.data_in, data_out=job.data_out)
+    if job.mode & 8:
+        worker.cudf()  # no silent fallback: a host without cuDF fails here, naming itself
+    return worker
 
 
 def write_output(job: Job, frame: Any) -> dict[str, Any]:

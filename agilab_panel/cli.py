@@ -1,0 +1,247 @@
+"""``agilab-panel``: the page's verbs from a shell (SPEC §9).
+
+Logs stream to stderr as they are written; ``--json`` puts the structured result on stdout; any
+failure is one line on stderr and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "parse_set"]
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """``k=v`` pairs; values are TOML literals (``3``, ``true``, ``[1, 2]``), else plain strings."""
+    values: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--set expects key=value with an identifier key, got {item!r}")
+        try:
+            values[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            values[key] = raw
+    return values
+
+
+def _workers(text: str | None) -> dict[str, int] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'--workers must be JSON like {{"127.0.0.1": 2}}: {exc.msg}') from exc
+    from .hosts import validate_workers
+
+    return validate_workers(value)
+
+
+def _env(ns: argparse.Namespace) -> Any:
+    from .env import AgiEnv
+
+    return AgiEnv(ns.app, apps_path=ns.apps_path, verbose=ns.verbose)
+
+
+def _bus(ns: argparse.Namespace) -> Any:
+    from .events import EventBus, stderr_printer
+
+    bus = EventBus()
+    if ns.verbose > 0:
+        bus.add_listener(stderr_printer(ns.verbose))
+    return bus
+
+
+def _emit(ns: argparse.Namespace, data: Any, text: str) -> None:
+    if ns.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text)
+
+
+async def _install(ns: argparse.Namespace) -> int:
+    from .agi import AGI
+
+    result = await AGI.install(_env(ns), scheduler=ns.scheduler, workers=_workers(ns.workers),
+                               modes_enabled=ns.modes_enabled, events=_bus(ns), force=ns.force, **parse_set(ns.set))
+    lines = [f"{h}: {'ok' if r.ok else 'FAILED ' + r.error}" for h, r in result.hosts.items()]
+    _emit(ns, result.to_dict(), "\n".join(lines))
+    return 0 if result.ok else 1
+
+
+async def _distrib(ns: argparse.Namespace) -> int:
+    from .agi import AGI
+
+    plan = await AGI.get_distrib(_env(ns), scheduler=ns.scheduler, workers=_workers(ns.workers),
+                                 events=_bus(ns), **parse_set(ns.set))
+    loads = plan.loads()
+    text = "\n".join(f"{slot}: {len(parts)} partitions, load {loads[slot]:.6g}" for slot, parts in plan.by_slot().items())
+    _emit(ns, plan.to_dict(), text)
+    return 0
+
+
+async def _run(ns: argparse.Namespace, modes: Any) -> int:
+    from .agi import AGI
+    from .request import RunRequest
+
+    env = _env(ns)
+    request = RunRequest(params=parse_set(ns.set), scheduler=ns.scheduler, workers=_workers(ns.workers), mode=modes,
+                         rapids_enabled=getattr(ns, "rapids", False), verbose=ns.verbose, reset_target=ns.reset_target)
+    try:
+        result = await AGI.run(env, request=request, events=_bus(ns), keep_cluster=True)
+    finally:
+        await AGI.shutdown(keep_persistent=ns.keep_cluster)
+    if hasattr(result, "table"):
+        rows = [f"{r['label']:<32} {r.get('seconds', float('nan')):>9.3f}s  x{r.get('speedup') or 0:.2f}  {r.get('error', '')}"
+                for r in result.table.values()]
+        _emit(ns, result.to_dict(), "\n".join(rows) + f"\nwritten {result.path}")
+    else:
+        _emit(ns, result.to_dict(), f"{result.label}: {result.seconds:.3f}s, {result.rows} rows -> {result.output}")
+    return 0
+
+
+def _modes_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    from .modes import parse_mode
+
+    return [parse_mode(item) for item in text.split(",") if item.strip()]
+
+
+def _apps(ns: argparse.Namespace) -> int:
+    from .apps import discover_apps, load_app
+
+    found = discover_apps([Path(p) for p in ns.apps_path or []])
+    data = {name: {"path": str(path), "description": load_app(path).description} for name, path in found.items()}
+    _emit(ns, data, "\n".join(f"{n:<20} {d['description']}" for n, d in data.items()))
+    return 0
+
+
+def _snippet(ns: argparse.Namespace) -> int:
+    from .settings import AppSettings
+    from .snippets import save_snippets, snippet_for
+
+    env = _env(ns)
+    settings = AppSettings(env)
+    text = snippet_for(ns.kind, settings, benchmark=ns.benchmark)
+    if ns.save:
+        paths = save_snippets(env, settings, kinds=(ns.kind,))
+        print(f"saved {paths[0]}", file=sys.stderr)
+    _emit(ns, {"kind": ns.kind, "app": env.app, "code": text}, text)
+    return 0
+
+
+def _notebook(ns: argparse.Namespace) -> int:
+    from .notebook import export_notebook
+    from .settings import AppSettings
+
+    env = _env(ns)
+    path = export_notebook(env, AppSettings(env), Path(ns.output) if ns.output else None)
+    _emit(ns, {"path": str(path)}, str(path))
+    return 0
+
+
+def _serve(ns: argparse.Namespace) -> int:
+    from .ui.serve import serve
+
+    serve(address=ns.address, port=ns.port, apps_path=ns.apps_path, show=ns.show,
+          allow_websocket_origin=ns.allow_websocket_origin)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agilab-panel", description="Install, distribute, run and serve AGILAB apps.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, app: bool = True) -> None:
+        if app:
+            p.add_argument("--app", required=True, help="app name (see `agilab-panel apps`) or app folder")
+        p.add_argument("--apps-path", action="append", help="extra folder holding apps (repeatable)")
+        p.add_argument("--json", action="store_true", help="print the structured result as JSON on stdout")
+        p.add_argument("--verbose", "-v", type=int, default=1, choices=range(4), help="log detail 0-3 (default 1)")
+
+    def cluster(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scheduler", help="Dask scheduler host[:port]")
+        p.add_argument("--workers", help='worker map as JSON, e.g. {"127.0.0.1": 2}')
+        p.add_argument("--set", action="append", metavar="K=V", help="override an app argument for this call")
+
+    p = sub.add_parser("serve", help="serve the dashboard")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--apps-path", action="append")
+    p.add_argument("--show", action="store_true", help="open a browser")
+    p.add_argument("--allow-websocket-origin", action="append", help="extra allowed websocket origin host[:port]")
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("apps", help="list the apps")
+    common(p, app=False)
+    p.set_defaults(handler=_apps)
+
+    p = sub.add_parser("install", help="provision the worker environments")
+    common(p)
+    cluster(p)
+    p.add_argument("--modes-enabled", help="bitmask 0-15 or mode string (rdcp); default: the settings toggles")
+    p.add_argument("--force", action="store_true", help="reinstall even when nothing changed")
+    p.set_defaults(coro=_install)
+
+    p = sub.add_parser("distrib", help="build and save the work plan")
+    common(p)
+    cluster(p)
+    p.set_defaults(coro=_distrib)
+
+    for name, help_text in (("run", "run one mode"), ("benchmark", "run several modes and write benchmark.json")):
+        p = sub.add_parser(name, help=help_text)
+        common(p)
+        cluster(p)
+        if name == "run":
+            p.add_argument("--mode", default="0", help="mode 0-15 or mode string such as 'dp' (default 0)")
+        else:
+            p.add_argument("--modes", help="comma-separated modes (default: every mode the toggles enable)")
+            p.add_argument("--rapids", action="store_true", help="include the rapids bit in the enabled modes")
+        p.add_argument("--reset-target", action="store_true", help="empty data_out before running")
+        p.add_argument("--keep-cluster", action="store_true", help="leave a started Dask cluster running for later runs")
+        p.set_defaults(coro=_run)
+
+    p = sub.add_parser("snippet", help="print a generated snippet")
+    p.add_argument("kind", choices=["install", "distrib", "run", "serve"])
+    common(p)
+    p.add_argument("--benchmark", action="store_true", help="run snippet benchmarks the enabled modes")
+    p.add_argument("--save", action="store_true", help="also save AGI_<kind>_<app>.py in the app's log folder")
+    p.set_defaults(handler=_snippet)
+
+    p = sub.add_parser("notebook", help="export <app>_orchestrate.ipynb")
+    common(p)
+    p.add_argument("-o", "--output", help="notebook path (default: the app's log folder)")
+    p.set_defaults(handler=_notebook)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    try:
+        if hasattr(ns, "coro"):
+            if ns.command == "run":
+                from .modes import parse_mode
+
+                return asyncio.run(_run(ns, parse_mode(ns.mode)))
+            if ns.command == "benchmark":
+                return asyncio.run(_run(ns, _modes_list(ns.modes)))
+            return asyncio.run(ns.coro(ns))
+        return ns.handler(ns)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,541 @@
+"""Worker environments: provision, cache and check the venv that runs an app's workers (SPEC §2, §6.2).
+
+A local install lives in ``env.wenv_path(host)`` (one folder for all local hosts)::
+
+    .venv/              made by uv from the engine's own interpreter (uv never downloads one)
+    cython/             compiled kernels; the runtime puts this folder on sys.path in cython mode
+    constraints.txt     the engine's versions of the runtime packages and of their dependencies
+    install_state.json  per-step fingerprints of the last install; ``ok`` once every step passed
+
+Pickles and the Dask protocol cross between the engine and its workers, so the worker's runtime
+packages are pinned to the versions the engine runs. Every step is fingerprinted from its inputs: an
+unchanged install skips all steps in milliseconds, and an edited ``.pyx`` rebuilds only the Cython step.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from .env import AgiEnv
+from .events import EventBus, LogLine, StepEvent
+from .hosts import is_local_host, validate_workers
+from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
+from .results import HostInstall, InstallResult, StepResult
+
+__all__ = [
+    "NotInstalledError",
+    "StepResult",
+    "HostInstall",
+    "InstallResult",
+    "install_app",
+    "worker_python",
+    "cython_path",
+    "install_state",
+    "check_install",
+    "install_fingerprint",
+    "runtime_requirements",
+]
+
+RUNTIME_PACKAGES = ("dask", "distributed", "pandas", "numpy", "pyarrow", "param", "tomlkit", "filelock",
+                    "python-dotenv", "cloudpickle")
+CYTHON_PACKAGES = ("cython", "setuptools")
+STATE_FILE = "install_state.json"
+STATE_SCHEMA = "agilab.install_state.v1"
+_RELEVANT_BITS = CYTHON_MODE | RAPIDS_MODE  # the only mode bits that change what install prepares
+_CHANGED = {
+    "venv": "the engine's Python changed",
+    "runtime": "the engine's package versions or agilab_panel's pyproject.toml changed",
+    "app": "the app's pyproject.toml or folder changed",
+    "cython": "the app's Cython sources changed",
+    "rapids": "the app's RAPIDS dependencies changed",
+}
+_LOCATED = re.compile(r"\S:\d+:\d+: ")  # "kernel.pyx:2:48: Expected ':'", "kernel.c:9:5: error: ..."
+_STEP_BIT = {"cython": CYTHON_MODE, "rapids": RAPIDS_MODE}
+_CHECK_SCRIPT = """\
+import importlib, sys
+sys.path.insert(0, sys.argv[1])
+for name in ["agilab_panel.runtime", *sys.argv[2:]]:
+    module = importlib.import_module(name)
+    print("imported", name, "from", getattr(module, "__file__", "?"))
+"""
+
+
+class NotInstalledError(RuntimeError):
+    """The worker environment an action needs is missing or stale; the fix is to run INSTALL."""
+
+
+class _StepFailed(Exception):
+    """A step failed for a reason the user can act on; the message is shown as is."""
+
+
+# -- what an install needs ---------------------------------------------------------------------------
+def project_root() -> Path:
+    """The source tree of agilab_panel, installed editable into every worker environment."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _engine_versions(names: Iterable[str]) -> dict[str, str]:
+    """Versions the engine runs of ``names`` and of everything they depend on (canonical names)."""
+    versions: dict[str, str] = {}
+    todo = list(names)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in versions:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        versions[name] = dist.version
+        for text in dist.requires or ():
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return versions
+
+
+def runtime_requirements(modes_enabled: int) -> tuple[list[str], list[str]]:
+    """(requirements, constraints): the runtime packages pinned ``==`` to the engine's versions, and the
+    engine's versions of their whole dependency tree (applied to the app's dependencies too)."""
+    names = RUNTIME_PACKAGES + (CYTHON_PACKAGES if modes_enabled & CYTHON_MODE else ())
+    versions = _engine_versions(names)
+    pinned = {n: versions.get(canonicalize_name(n)) for n in names}
+    requirements = [f"{n}=={v}" if v else n for n, v in pinned.items()]  # setuptools may be absent from the engine
+    # A local version (``+cpu``) is not on the index: pinning it would make every install fail.
+    constraints = sorted(f"{n}=={v}" for n, v in versions.items() if "+" not in v and n != "agilab-panel")
+    return requirements, constraints
+
+
+def _venv_python(wenv: Path) -> Path:
+    return wenv / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _compiled_files(folder: Path, module: str) -> list[Path]:
+    return [folder / f"{module}{suffix}" for suffix in EXTENSION_SUFFIXES if (folder / f"{module}{suffix}").is_file()]
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes() if path.is_file() else b"<missing>"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one host's install will do, and the fingerprint of each step's inputs (in run order)."""
+
+    host: str
+    wenv: Path
+    python: Path
+    requirements: tuple[str, ...]
+    constraints: tuple[str, ...]
+    app_target: str
+    pyx: tuple[Path, ...]
+    steps: dict[str, str]
+    fingerprint: str
+
+    @property
+    def cython_dir(self) -> Path:
+        return self.wenv / "cython"
+
+    @property
+    def modules(self) -> list[str]:
+        return [p.stem for p in self.pyx]
+
+
+def _plan(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> _Plan:
+    bits = modes_enabled & _RELEVANT_BITS
+    spec = env.spec
+    wenv = env.wenv_path(host)
+    requirements, constraints = runtime_requirements(bits)
+    pyproject = _read(spec.path / "pyproject.toml")
+    app_target = str(spec.path)
+    if bits & RAPIDS_MODE and _has_extra(pyproject, "rapids"):
+        app_target += "[rapids]"
+    pyx = tuple(spec.path / rel for rel in spec.cython) if bits & CYTHON_MODE else ()
+
+    steps = {"venv": _digest(sys.version, sys.executable)}
+    steps["runtime"] = _digest(steps["venv"], *requirements, "|", *constraints, str(project_root()),
+                               _read(project_root() / "pyproject.toml"))
+    steps["app"] = _digest(steps["runtime"], app_target, pyproject)
+    if pyx:
+        cython_pin = [r for r in requirements if r.lower().startswith("cython")]
+        sources = [part for p in pyx for src in (p, *_pxd_files(p)) for part in (src.name, _read(src))]
+        steps["cython"] = _digest(steps["venv"], *cython_pin, *sources)
+    if bits & RAPIDS_MODE:
+        steps["rapids"] = _digest(steps["app"], "rapids")
+    steps["check"] = _digest(*steps.values(), spec.worker_module)
+    return _Plan(host, wenv, _venv_python(wenv), tuple(requirements), tuple(constraints), app_target, pyx,
+                 steps, _digest(str(bits), *steps.values()))
+
+
+def _has_extra(pyproject: bytes, extra: str) -> bool:
+    try:
+        data = tomllib.loads(pyproject.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return extra in data.get("project", {}).get("optional-dependencies", {})
+
+
+def _pxd_files(pyx: Path) -> list[Path]:
+    """Declaration files beside a kernel: it may ``cimport`` them, so they are copied and fingerprinted."""
+    return sorted(pyx.parent.glob("*.pxd")) if pyx.parent.is_dir() else []
+
+
+def install_fingerprint(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> str:
+    """The fingerprint an install with these modes would record (it changes when any input changes)."""
+    return _plan(env, modes_enabled, host).fingerprint
+
+
+# -- saved state and checks --------------------------------------------------------------------------
+def _load_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("schema") == STATE_SCHEMA else None
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def install_state(env: AgiEnv, host: str = "localhost") -> dict[str, Any] | None:
+    """The state saved by the last install of this host that completed every step, else None."""
+    if not is_local_host(host):
+        return None
+    state = _load_state(env.wenv_path(host) / STATE_FILE)
+    return state if state and state.get("ok") is True else None
+
+
+def _lost(plan: _Plan) -> dict[str, str]:
+    """Steps whose output has gone missing since they ran (step -> what is missing): a cheap file check."""
+    lost: dict[str, str] = {}
+    if not plan.python.is_file():
+        lost["venv"] = f"the worker Python {plan.python} is missing"
+    missing = [m for m in plan.modules if not _compiled_files(plan.cython_dir, m)]
+    if missing:
+        lost["cython"] = f"compiled kernel(s) {', '.join(missing)} missing from {plan.cython_dir}"
+    return lost
+
+
+def check_install(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> str | None:
+    """None when the last install of ``host`` still serves these modes; else why INSTALL must run again."""
+    where = f"app {env.app!r} on host {host}"
+    if not is_local_host(host):
+        return f"{where}: remote hosts need an SSH install, which is not configured yet"
+    state = _load_state(env.wenv_path(host) / STATE_FILE)
+    if state is None:
+        return f"{where} is not installed: run INSTALL"
+    if state.get("ok") is not True:
+        failed = state.get("failed_step")
+        return (f"{where}: the last INSTALL failed at step '{failed}': run INSTALL" if failed
+                else f"{where}: an INSTALL is running or was interrupted: run INSTALL")
+    installed = int(state.get("modes_enabled", 0)) & _RELEVANT_BITS
+    lacking = [name for name, bit in _STEP_BIT.items() if modes_enabled & bit and not installed & bit]
+    if lacking:
+        names = " and ".join(lacking)
+        return f"{where}: the last install did not prepare {names}: run INSTALL with {names} enabled"
+    # Compare with what was installed, but only the steps these modes rely on: a run without cython
+    # does not care that a .pyx changed since.
+    plan = _plan(env, installed, host)
+    unused = {step for step, bit in _STEP_BIT.items() if not modes_enabled & bit}
+    needed = [s for s in plan.steps if s != "check" and s not in unused]
+    saved = state.get("steps", {})
+    changed = next((s for s in needed if saved.get(s) != plan.steps[s]), None)
+    if changed:
+        return f"{where} is out of date ({_CHANGED[changed]}): run INSTALL"
+    lost = _lost(plan)
+    problem = next((lost[s] for s in needed if s in lost), None)
+    return f"{where}: {problem}: run INSTALL" if problem else None
+
+
+def worker_python(env: AgiEnv, host: str = "localhost") -> Path:
+    """The Python of the host's worker environment; :class:`NotInstalledError` when there is none."""
+    if not is_local_host(host):
+        raise NotInstalledError(f"app {env.app!r} is not installed on host {host}: remote hosts need an "
+                                "SSH install, which is not configured yet")
+    python = _venv_python(env.wenv_path(host))
+    if not python.is_file():
+        raise NotInstalledError(f"app {env.app!r} is not installed on host {host}: its worker Python "
+                                f"{python} is missing; run INSTALL")
+    return python
+
+
+def cython_path(env: AgiEnv, host: str = "localhost") -> Path:
+    """Folder holding the host's compiled kernels (top-level modules named after their ``.pyx``)."""
+    return env.wenv_path(host) / "cython"
+
+
+# -- running steps -----------------------------------------------------------------------------------
+def _child_env() -> dict[str, str]:
+    """The engine's environment, minus what would leak the engine's packages into the worker Python."""
+    child = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    child.update(UV_PYTHON_DOWNLOADS="never", PYTHONUNBUFFERED="1")
+    return child
+
+
+async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: Path) -> tuple[int, list[str]]:
+    """Run ``cmd``, emitting each stdout/stderr line as soon as it is written; (exit code, last lines)."""
+    bus.emit(LogLine(text="$ " + shlex.join(cmd), source="install", host=host, step=step))
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=cwd, env=_child_env(), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20)
+    tail: deque[str] = deque(maxlen=40)
+
+    async def pump(reader: asyncio.StreamReader, stream: str) -> None:
+        while line := await reader.readline():
+            text = line.decode(errors="replace").rstrip("\r\n")
+            tail.append(text)
+            bus.emit(LogLine(text=text, source="install", stream=stream, host=host, step=step))  # type: ignore
+
+    try:
+        await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))  # type: ignore[arg-type]
+        return await proc.wait(), list(tail)
+    finally:
+        if proc.returncode is None:  # cancelled: do not leave a half-done uv or compiler behind
+            proc.kill()
+            await proc.wait()
+
+
+def _summary(tail: Sequence[str]) -> str:
+    """The most telling output line: a compiler's ``file:line:col:`` message, else the last line."""
+    located = [line.strip() for line in tail if _LOCATED.search(line) and "warning" not in line.lower()]
+    errors = [line for line in located if "error" in line.lower()]
+    return (errors or located or [next((line.strip() for line in reversed(tail) if line.strip()), "no output")])[0]
+
+
+@dataclass
+class _Host:
+    """One local host's install in progress: the plan and where its output goes."""
+
+    env: AgiEnv
+    plan: _Plan
+    bus: EventBus
+
+    async def run(self, step: str, cmd: Sequence[str], failure: str, cwd: Path | None = None) -> None:
+        code, tail = await _stream(cmd, self.bus, self.plan.host, step, cwd or self.plan.wenv)
+        if code != 0:
+            raise _StepFailed(f"{failure} (exit code {code}): {_summary(tail)}")
+
+    def uv(self) -> str:
+        try:
+            from uv import find_uv_bin
+
+            return find_uv_bin()
+        except (ImportError, FileNotFoundError):
+            found = shutil.which("uv")
+            if not found:
+                raise _StepFailed("uv is not available to the engine: install the 'uv' package") from None
+            return found
+
+    def write_constraints(self) -> Path:
+        path = self.plan.wenv / "constraints.txt"
+        path.write_text("".join(f"{line}\n" for line in self.plan.constraints), encoding="utf-8")
+        return path
+
+    async def venv(self) -> str:
+        venv = self.plan.wenv / ".venv"
+        if venv.exists():
+            shutil.rmtree(venv)
+        await self.run("venv", [self.uv(), "venv", "--python", sys.executable, str(venv)],
+                       "creating the worker venv failed")
+        return f"Python {sys.version.split()[0]}"
+
+    async def runtime(self) -> str:
+        root = project_root()
+        if not (root / "pyproject.toml").is_file():
+            raise _StepFailed(f"agilab_panel is not installed from its source tree ({root} has no pyproject.toml)")
+        python, constraints = str(self.plan.python), str(self.write_constraints())
+        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "-c", constraints,
+                                   *self.plan.requirements], "installing the runtime packages failed")
+        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "--no-deps", "-e", str(root)],
+                       "installing agilab_panel failed")
+        return ", ".join(self.plan.requirements)
+
+    async def app(self) -> str:
+        constraints = str(self.write_constraints())
+        await self.run("app", [self.uv(), "pip", "install", "--python", str(self.plan.python), "-c", constraints,
+                               "-e", self.plan.app_target], f"installing app {self.env.app!r} failed")
+        return self.plan.app_target
+
+    async def cython(self) -> str:
+        out = self.plan.cython_dir
+        out.mkdir(exist_ok=True)
+        missing = [str(p) for p in self.plan.pyx if not p.is_file()]
+        if missing:
+            raise _StepFailed(f"declared Cython source(s) not found: {', '.join(missing)}")
+        if len(set(self.plan.modules)) != len(self.plan.modules):
+            raise _StepFailed(f"two .pyx files share a module name: {self.plan.modules}")
+        for module in self.plan.modules:  # a failed build must not leave a stale kernel that looks valid
+            for old in _compiled_files(out, module):
+                old.unlink()
+        with tempfile.TemporaryDirectory(dir=self.plan.wenv, prefix=".cython-build-") as tmp:
+            build = Path(tmp)
+            for pyx in self.plan.pyx:
+                for src in (pyx, *_pxd_files(pyx)):
+                    shutil.copy2(src, build / src.name)
+            names = [p.name for p in self.plan.pyx]
+            await self.run("cython", [str(self.plan.python), "-m", "Cython.Build.Cythonize", "-i", "-f", *names],
+                           f"compiling {', '.join(names)} failed", cwd=build)
+            for module in self.plan.modules:
+                built = _compiled_files(build, module)
+                if not built:
+                    raise _StepFailed(f"the build of {module} produced no extension module")
+                os.replace(built[0], out / built[0].name)
+        return f"compiled {', '.join(self.plan.modules)} into {out}"
+
+    async def rapids(self) -> str:
+        await self.run("rapids", [str(self.plan.python), "-c", "import cudf; print('cudf', cudf.__version__)"],
+                       f"rapids mode needs cuDF and a GPU on host {self.plan.host}: add RAPIDS (cudf) to the "
+                       "app's [project.optional-dependencies] rapids and install on a GPU host, or turn rapids off")
+        return "cudf imports"
+
+    async def check(self) -> str:
+        worker = self.env.spec.worker_module
+        await self.run("check", [str(self.plan.python), "-c", _CHECK_SCRIPT, str(self.plan.cython_dir), worker,
+                                 *self.plan.modules],
+                       f"the worker environment on host {self.plan.host} cannot import {worker} "
+                       "and agilab_panel.runtime")
+        return f"imports {worker}"
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path, bus: EventBus, host: str, app: str) -> AsyncIterator[None]:
+    """Hold the host's install lock without blocking the event loop (two INSTALLs must not share a venv)."""
+    lock = FileLock(str(path), thread_local=False)
+    waiting = False
+    while True:
+        try:
+            lock.acquire(timeout=0)
+            break
+        except Timeout:
+            if not waiting:
+                bus.log(f"another install of {app} on {host} is running: waiting for it", source="install", host=host)
+                waiting = True
+            await asyncio.sleep(0.2)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+async def _install_local(env: AgiEnv, host: str, modes_enabled: int, bus: EventBus, force: bool) -> HostInstall:
+    wenv = env.wenv_path(host)
+    steps: list[StepResult] = []
+    try:
+        wenv.mkdir(parents=True, exist_ok=True)
+        async with _locked(wenv / "install.lock", bus, host, env.app):
+            return await _run_steps(env, host, modes_enabled, bus, force, steps)
+    except Exception as exc:  # anything outside a step (a full disk, a bad folder) still names the host
+        return HostInstall(host, False, str(wenv), steps, f"host {host}: install failed: {type(exc).__name__}: {exc}")
+
+
+async def _run_steps(env: AgiEnv, host: str, modes_enabled: int, bus: EventBus, force: bool,
+                     steps: list[StepResult]) -> HostInstall:
+    plan = _plan(env, modes_enabled, host)
+    state_path = plan.wenv / STATE_FILE
+    previous = _load_state(state_path) or {}
+    saved: dict[str, str] = {} if force else dict(previous.get("steps", {}))
+    lost = _lost(plan) if saved else {}
+    if "venv" in lost:
+        saved = {}
+    elif "cython" in saved and "cython" in lost:
+        del saved["cython"]
+    for reason in lost.values():
+        bus.log(f"rebuilding on {host}: {reason}", level="WARNING", source="install", host=host)
+    runner = _Host(env, plan, bus)
+    actions: dict[str, Callable[[], Awaitable[str]]] = {
+        "venv": runner.venv, "runtime": runner.runtime, "app": runner.app,
+        "cython": runner.cython, "rapids": runner.rapids, "check": runner.check,
+    }
+    state = {"schema": STATE_SCHEMA, "ok": False, "app": env.app, "host": host, "modes_enabled": modes_enabled,
+             "fingerprint": plan.fingerprint, "steps": saved, "python": str(plan.python),
+             "cython_modules": plan.modules, "requirements": list(plan.requirements),
+             "engine_python": sys.version.split()[0]}
+    changed = False
+    for name, fp in plan.steps.items():
+        if saved.get(name) == fp:
+            bus.emit(StepEvent(host=host, step=name, state="skipped", detail="unchanged since the last install"))
+            steps.append(StepResult(name, True, 0.0, skipped=True, detail="unchanged since the last install"))
+            continue
+        if name == "venv":
+            saved.clear()  # a new venv holds nothing that earlier steps installed
+        saved.pop(name, None)
+        changed = True
+        _write_state(state_path, state)  # the environment is about to change: no longer a valid install
+        bus.emit(StepEvent(host=host, step=name, state="started"))
+        start = time.perf_counter()
+        try:
+            detail, ok = await actions[name](), True
+        except _StepFailed as exc:
+            detail, ok = str(exc), False
+        except Exception as exc:
+            detail, ok = f"{type(exc).__name__}: {exc}", False
+        seconds = time.perf_counter() - start
+        steps.append(StepResult(name, ok, seconds, detail=detail))
+        bus.emit(StepEvent(host=host, step=name, state="done" if ok else "failed", seconds=seconds, detail=detail))
+        if not ok:
+            error = f"host {host}: step '{name}' failed: {detail}"
+            bus.log(error, level="ERROR", source="install", host=host, step=name)
+            _write_state(state_path, {**state, "failed_step": name, "error": error})
+            return HostInstall(host, False, str(plan.wenv), steps, error)
+        saved[name] = fp
+    if changed or not previous.get("ok") or previous.get("fingerprint") != plan.fingerprint:
+        _write_state(state_path, {**state, "ok": True, "installed_at": time.time()})
+    return HostInstall(host, True, str(plan.wenv), steps)
+
+
+async def install_app(env: AgiEnv, workers: Mapping[str, int], modes_enabled: int, bus: EventBus, *,
+                      force: bool = False) -> InstallResult:
+    """Provision the worker environment of every host in ``workers`` for the capabilities in ``modes_enabled``.
+
+    Step failures are reported in the result (per host, naming the step), never raised; a bad worker
+    map or mode is a ``ValueError``. ``force`` reinstalls even when nothing changed.
+    """
+    workers = validate_workers(workers)
+    modes_enabled = parse_mode(modes_enabled)
+    start = time.perf_counter()
+    local = [h for h in workers if is_local_host(h)]
+    hosts: dict[str, HostInstall] = {}
+    if local:  # every local host shares one environment: install it once
+        shared = await _install_local(env, local[0], modes_enabled, bus, force)
+        hosts.update({h: shared for h in local})
+    for host in workers:
+        if host not in hosts:
+            error = (f"host {host}: remote hosts need an SSH install, which is not configured yet "
+                     "(only local hosts can be installed for now)")
+            bus.emit(StepEvent(host=host, step="ssh", state="failed", detail=error))
+            bus.log(error, level="ERROR", source="install", host=host, step="ssh")
+            failed = StepResult("ssh", False, 0.0, detail=error)
+            hosts[host] = HostInstall(host, False, str(env.wenv_path(host)), [failed], error)
+    return InstallResult(env.app, modes_enabled, {h: hosts[h] for h in workers}, time.perf_counter() - start)

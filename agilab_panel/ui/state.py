@@ -1,0 +1,164 @@
+"""The state one dashboard session shares between its sections.
+
+Sections read and write these params; the actions here are thin: each awaits one engine call and
+records its outcome, so sections stay views. Long actions run as tasks on the server's event loop
+(other sessions and the rest of the page stay responsive) and can be cancelled.
+"""
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import param
+
+from ..agi import AGI
+from ..apps import discover_apps
+from ..env import AgiEnv
+from ..events import EventBus
+from ..request import RunRequest
+from ..settings import AppSettings
+
+__all__ = ["OrchestrateState"]
+
+
+class OrchestrateState(param.Parameterized):
+    """One app selected, its settings models, the event bus and the outcome of each action."""
+
+    app = param.Selector(default=None, objects=[], doc="The app this page orchestrates.")
+    apps_path = param.List(default=[], item_type=str, doc="Extra folders holding apps.")
+
+    env = param.Parameter(default=None, doc="AgiEnv of the selected app.")
+    settings = param.Parameter(default=None, doc="AppSettings (cluster, service health, args models).")
+    bus = param.Parameter(default=None, doc="EventBus of this session: logs, steps, partitions.")
+
+    install_result = param.Parameter(default=None)
+    installed = param.Boolean(default=False, doc="A valid install exists: Run is enabled.")
+    install_note = param.String(default="")
+    plan = param.Parameter(default=None, doc="The current WorkPlan (from CHECK DISTRIBUTE or saved).")
+    run_result = param.Parameter(default=None)
+    benchmark_result = param.Parameter(default=None)
+    benchmark_all = param.Boolean(default=False, doc="Benchmark all enabled modes instead of one run.")
+
+    busy = param.String(default="", doc="Name of the action running now ('' when idle).")
+    error = param.String(default="", doc="Readable error of the last failed action.")
+    error_details = param.String(default="", doc="Traceback of the last failed action (shown on demand).")
+    settings_error = param.String(default="", doc="Why the settings file could not be loaded.")
+
+    def __init__(self, app: str | None = None, apps_path: list[str] | None = None, **params: Any) -> None:
+        super().__init__(apps_path=list(apps_path or []), bus=EventBus(), **params)
+        names = sorted(discover_apps([Path(p) for p in self.apps_path]))
+        self.param.app.objects = names
+        self._task: asyncio.Task | None = None
+        self.app = app if app in names else ("flight_telemetry" if "flight_telemetry" in names else names[0])
+        if self.env is None:
+            self._load_app()
+
+    # -- app selection -----------------------------------------------------------------------------
+    @param.depends("app", watch=True)
+    def _load_app(self) -> None:
+        from ..install import check_install
+
+        self.env = AgiEnv(self.app, apps_path=self.apps_path or None, verbose=1)
+        try:
+            self.settings = AppSettings(self.env)
+            self.settings_error = ""
+        except Exception as exc:  # broken file: keep it, offer to reseed
+            self.settings, self.settings_error = None, str(exc)
+        self.plan = AGI.load_plan(self.env)
+        self.run_result = self.benchmark_result = None
+        self.install_result = None
+        modes = self.settings.cluster.mode if self.settings else 0
+        reason = check_install(self.env, modes)
+        self.installed = reason is None
+        self.install_note = "" if reason is None else reason
+
+    def reseed_settings(self) -> Path | None:
+        from ..settings import SettingsStore
+
+        backup = SettingsStore(self.env.settings_path, self.env.settings_seed_path).reseed()
+        self._load_app()
+        return backup
+
+    # -- actions -----------------------------------------------------------------------------------
+    async def _act(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        if self.busy:
+            raise RuntimeError(f"{self.busy} is running; wait for it or cancel it")
+        self.busy, self.error, self.error_details = name, "", ""
+        self._task = asyncio.current_task()
+        try:
+            return await call()
+        except asyncio.CancelledError:
+            self.error = f"{name} cancelled"
+            return None
+        except Exception as exc:
+            self.error = f"{name} failed: {exc}"
+            self.error_details = "".join(traceback.format_exception(exc))
+            return None
+        finally:
+            self.busy = ""
+            self._task = None
+
+    def cancel(self) -> bool:
+        """Cancel the running action; its subprocesses are stopped by the engine."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            return True
+        return False
+
+    async def install(self) -> Any:
+        cluster = self.settings.cluster
+
+        async def call() -> Any:
+            result = await AGI.install(self.env, scheduler=cluster.scheduler or None, workers=dict(cluster.workers),
+                                       modes_enabled=cluster.mode, events=self.bus)
+            self.install_result = result
+            self.installed = bool(result.ok)
+            self.install_note = "" if result.ok else "; ".join(h.error for h in result.hosts.values() if not h.ok)
+            if not result.ok:
+                raise RuntimeError(self.install_note)
+            return result
+
+        return await self._act("INSTALL", call)
+
+    async def check_distribute(self) -> Any:
+        cluster = self.settings.cluster
+
+        async def call() -> Any:
+            self.plan = await AGI.get_distrib(self.env, scheduler=cluster.scheduler or None,
+                                              workers=dict(cluster.workers), events=self.bus, **self.settings.args_dict)
+            return self.plan
+
+        return await self._act("CHECK DISTRIBUTE", call)
+
+    def save_plan(self) -> Path:
+        path = AGI.save_plan(self.env, self.plan)
+        self.param.trigger("plan")
+        return path
+
+    def run_request(self) -> RunRequest:
+        cluster = self.settings.cluster
+        return RunRequest(
+            params=self.settings.args_dict,
+            scheduler=cluster.scheduler or None,
+            workers=dict(cluster.workers),
+            mode=None if self.benchmark_all else cluster.mode,
+            rapids_enabled=cluster.rapids,
+            workers_data_path=cluster.workers_data_path or None,
+            verbose=cluster.verbose,
+        )
+
+    async def run(self) -> Any:
+        async def call() -> Any:
+            result = await AGI.run(self.env, request=self.run_request(), events=self.bus, keep_cluster=True)
+            if hasattr(result, "runs"):
+                self.benchmark_result = result
+                self.run_result = result.runs[-1] if result.runs else None
+            else:
+                self.run_result = result
+            self.plan = AGI.load_plan(self.env)
+            return result
+
+        return await self._act("RUN", call)

@@ -1,0 +1,1 @@
+"""faulty_app: partitions that raise or kill their worker, for failure tests."""

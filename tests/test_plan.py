@@ -1,0 +1,234 @@
+"""The work plan: balancing partitions over worker slots, edits, persistence and staleness."""
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import pytest
+
+from agilab_panel import plan as plan_module
+from agilab_panel.plan import EXACT_LIMIT, Partition, PlanError, WorkPlan, balance, build_plan
+
+
+def makespan(weights, owner, slots):
+    loads = [0.0] * slots
+    for w, s in zip(weights, owner):
+        loads[s] += w
+    return max(loads)
+
+
+def brute_force_optimum(weights, slots):
+    return min(makespan(weights, owner, slots) for owner in itertools.product(range(slots), repeat=len(weights)))
+
+
+def lower_bound(weights, slots):
+    return max(max(weights), sum(weights) / slots)
+
+
+def partitions(*weights):
+    return [Partition(f"p{i}", float(w), {"index": i}) for i, w in enumerate(weights)]
+
+
+# -- balancing -------------------------------------------------------------------------------------
+def test_every_weight_gets_a_valid_slot():
+    owner = balance([5, 1, 1, 1, 2], 3)
+    assert len(owner) == 5
+    assert all(0 <= s < 3 for s in owner)
+
+
+def test_exact_search_beats_greedy_where_greedy_is_not_optimal():
+    weights = [3, 3, 2, 2, 2]  # largest-first gives 7; the optimum is 6 (3+3 | 2+2+2)
+    assert makespan(weights, plan_module._greedy(weights, 2), 2) == 7
+    assert makespan(weights, balance(weights, 2), 2) == 6
+
+
+def test_exact_search_matches_brute_force_on_random_small_inputs():
+    rng = random.Random(20240611)
+    for _ in range(150):
+        slots = rng.randint(1, 3)
+        n = rng.randint(1, 7)
+        weights = [rng.choice([rng.randint(1, 9), round(rng.uniform(0.1, 9.0), 2)]) for _ in range(n)]
+        owner = balance(weights, slots)
+        assert makespan(weights, owner, slots) == pytest.approx(brute_force_optimum(weights, slots)), (weights, slots)
+
+
+def test_more_slots_than_partitions():
+    weights = [4, 1, 2]
+    owner = balance(weights, 5)
+    assert len(set(owner)) == 3  # every partition alone on a slot
+    assert makespan(weights, owner, 5) == 4
+
+
+def test_zero_weights_and_empty_input():
+    assert balance([], 3) == []
+    assert makespan([0, 0, 0], balance([0, 0, 0], 2), 2) == 0
+
+
+def test_large_inputs_use_greedy_within_four_thirds_of_the_lower_bound(monkeypatch):
+    def no_exact(*args):
+        raise AssertionError("the exact search must not run on large inputs")
+
+    monkeypatch.setattr(plan_module, "_exact", no_exact)
+    rng = random.Random(7)
+    for _ in range(40):
+        slots = rng.randint(2, 6)
+        weights = [rng.uniform(1.0, 10.0) for _ in range(rng.randint(EXACT_LIMIT + 1, 60))]
+        owner = balance(weights, slots)
+        assert owner == plan_module._greedy(weights, slots)
+        assert makespan(weights, owner, slots) <= 4 / 3 * lower_bound(weights, slots)
+
+
+def test_small_inputs_use_the_exact_search(monkeypatch):
+    calls = []
+    real = plan_module._exact
+    monkeypatch.setattr(plan_module, "_exact", lambda w, s: calls.append(len(w)) or real(w, s))
+    balance([1.0] * EXACT_LIMIT, 3)
+    assert calls == [EXACT_LIMIT]
+
+
+@pytest.mark.parametrize(("weights", "slots", "message"), [([1, 2], 0, "at least one worker slot"), ([1, -2], 2, "negative")])
+def test_balance_refuses_bad_input(weights, slots, message):
+    with pytest.raises(PlanError, match=message):
+        balance(weights, slots)
+
+
+# -- a plan ----------------------------------------------------------------------------------------
+@pytest.fixture
+def plan() -> WorkPlan:
+    return build_plan("demo", partitions(4, 3, 3, 2), {"127.0.0.1": 2, "node-b": 1}, {"size": 10, "partitions": 4})
+
+
+def test_build_plan_balances_over_slots(plan):
+    assert plan.slots == ["127.0.0.1-0", "127.0.0.1-1", "node-b-0"]
+    assert set(plan.assignment) == {"p0", "p1", "p2", "p3"}
+    assert sorted(plan.loads().values()) == [3, 4, 5]  # (4) (3) (3+2): no split of 4,3,3,2 over 3 slots does better
+    assert sum(plan.loads().values()) == 12
+    assert not plan.edited
+
+
+def test_by_slot_and_hosts(plan):
+    by_slot = plan.by_slot()
+    assert list(by_slot) == plan.slots
+    assert sorted(p.label for parts in by_slot.values() for p in parts) == ["p0", "p1", "p2", "p3"]
+    assert plan.host_of("node-b-0") == "node-b"
+    assert plan.host_of("127.0.0.1-1") == "127.0.0.1"
+
+
+def test_reassign_moves_a_partition_and_changes_loads(plan):
+    source = plan.assignment["p3"]
+    target = next(s for s in plan.slots if s != source)
+    before = plan.loads()
+    plan.reassign("p3", target)
+    after = plan.loads()
+    assert plan.assignment["p3"] == target
+    assert after[source] == before[source] - 2
+    assert after[target] == before[target] + 2
+    assert plan.edited
+
+
+def test_reassign_to_the_same_slot_is_not_an_edit(plan):
+    plan.reassign("p0", plan.assignment["p0"])
+    assert not plan.edited
+
+
+def test_reassign_many(plan):
+    plan.reassign_many({"p0": "node-b-0", "p1": "node-b-0", "p2": "127.0.0.1-0", "p3": "127.0.0.1-0"})
+    assert {s: [p.label for p in parts] for s, parts in plan.by_slot().items()} == {
+        "127.0.0.1-0": ["p2", "p3"],
+        "127.0.0.1-1": [],
+        "node-b-0": ["p0", "p1"],
+    }
+    assert plan.loads() == {"127.0.0.1-0": 5, "127.0.0.1-1": 0, "node-b-0": 7}
+    assert plan.edited
+
+
+@pytest.mark.parametrize(
+    ("label", "slot", "message"),
+    [("p0", "node-c-0", "no worker slot 'node-c-0'"), ("p0", "127.0.0.1-2", "no worker slot"), ("nope", "node-b-0", "no partition labelled 'nope'")],
+)
+def test_bad_edits_are_refused(plan, label, slot, message):
+    before = dict(plan.assignment)
+    with pytest.raises(PlanError, match=message):
+        plan.reassign(label, slot)
+    assert plan.assignment == before
+    assert not plan.edited
+
+
+def test_save_and_load_round_trip(plan, tmp_path):
+    plan.reassign("p3", next(s for s in plan.slots if s != plan.assignment["p3"]))
+    path = plan.save(tmp_path / "apps" / "demo" / "distribution_tree.json")
+    loaded = WorkPlan.load(path)
+    assert loaded.app == "demo"
+    assert loaded.workers == plan.workers
+    assert loaded.args == plan.args
+    assert loaded.partitions == plan.partitions
+    assert loaded.assignment == plan.assignment
+    assert loaded.loads() == plan.loads()
+    assert loaded.edited is True
+    assert loaded.created == plan.created
+    data = json.loads(path.read_text())
+    assert data["schema"] == "agilab.distribution_tree.v1"
+    assert set(data["tree"]) == {"127.0.0.1", "node-b"}
+    assert set(data["tree"]["node-b"]) == {"node-b-0"}
+
+
+def test_load_refuses_bad_files(plan, tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text("{not json")
+    with pytest.raises(PlanError, match="not valid JSON"):
+        WorkPlan.load(path)
+    path.write_text(json.dumps({"schema": "something else"}))
+    with pytest.raises(PlanError, match="not a work plan"):
+        WorkPlan.load(path)
+    data = plan.to_dict()
+    data["assignment"]["p0"] = "ghost-0"
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanError, match="unknown worker slots"):
+        WorkPlan.load(path)
+    data = plan.to_dict()
+    del data["assignment"]["p0"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanError, match="every partition must be assigned"):
+        WorkPlan.load(path)
+
+
+def test_save_refuses_an_invalid_plan(plan, tmp_path):
+    plan.assignment["p0"] = "ghost-0"
+    with pytest.raises(PlanError):
+        plan.save(tmp_path / "plan.json")
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_mismatch_explains_what_changed(plan):
+    assert plan.mismatch({"size": 10, "partitions": 4}, {"127.0.0.1": 2, "node-b": 1}) is None
+    assert plan.mismatch({"partitions": 4, "size": 10}, {"node-b": 1, "127.0.0.1": 2}) is None
+    reason = plan.mismatch({"size": 11, "partitions": 4}, plan.workers)
+    assert reason is not None and "args changed" in reason and "size" in reason and "partitions" not in reason
+    reason = plan.mismatch({"size": 10, "partitions": 4, "seed": 1}, plan.workers)
+    assert reason is not None and "seed" in reason
+    reason = plan.mismatch(plan.args, {"127.0.0.1": 3, "node-b": 1})
+    assert reason is not None and "worker map changed" in reason and "3" in reason
+
+
+def test_mismatch_survives_a_save(plan, tmp_path):
+    loaded = WorkPlan.load(plan.save(tmp_path / "plan.json"))
+    assert loaded.mismatch({"size": 10, "partitions": 4}, {"127.0.0.1": 2, "node-b": 1}) is None
+
+
+def test_build_plan_validates_workers_and_weights():
+    with pytest.raises(ValueError, match="positive int"):
+        build_plan("demo", partitions(1), {"127.0.0.1": 0}, {})
+    with pytest.raises(PlanError, match="negative"):
+        build_plan("demo", partitions(-1), {"127.0.0.1": 1}, {})
+
+
+def test_to_dict_is_a_snapshot_not_a_view(plan):
+    before = dict(plan.assignment)
+    data = plan.to_dict()
+    data["assignment"]["p0"] = "ghost-0"
+    data["workers"]["ghost"] = 1
+    data["args"]["size"] = 99
+    assert plan.assignment == before
+    assert "ghost" not in plan.workers
+    assert plan.args["size"] == 10
