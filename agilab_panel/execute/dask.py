@@ -20,6 +20,7 @@ from .result import PartitionStatus, RunError
 __all__ = ["run_dask", "WATCH_INTERVAL"]
 
 WATCH_INTERVAL = 0.25
+DEATH_GRACE = 3.0  # seconds
 
 
 async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dict[str, Any], dict[str, PartitionStatus]]:
@@ -32,13 +33,19 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
     def on_progress(event: Any) -> None:
         _, record = event
         status = statuses.get(record.get("label"))
-        if status is None or status.status != "pending":
+        if status is None or status.status in ("done", "failed"):
             return
-        status.status = "started"
-        running[record["slot"]] = record["label"]
-        bus.emit(PartitionEvent(label=record["label"], worker=record["slot"], state="started", time=record.get("time", time.time())))
+        if record["state"] == "started":
+            status.status = "started"
+            running[record["slot"]] = record["label"]
+        else:
+            status.status, status.seconds = "done", record.get("seconds", 0.0)
+        bus.emit(PartitionEvent(label=record["label"], worker=record["slot"], state=record["state"],
+                                seconds=status.seconds, time=record.get("time", time.time())))
 
     client.subscribe_topic(tasks.PROGRESS_TOPIC, on_progress)
+    # The job's common part travels once to every worker, not with each of possibly thousands of tasks.
+    [shared] = await client.scatter([job.slim()], broadcast=True, hash=False)
     pooled = bool(job.mode & 1)
     futures = []
     for slot, parts in job.slots.items():
@@ -46,34 +53,36 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
             continue
         address = cluster.slot_workers[slot]
         if pooled:
-            futures.append(client.submit(tasks.run_partitions_pooled, job, slot, parts, workers=[address],
+            futures.append(client.submit(tasks.run_partitions_pooled, shared, slot, parts, workers=[address],
                                          allow_other_workers=False, pure=False, key=f"agi-{job.run_id}-{slot}"))
         else:
-            for part in parts:
-                futures.append(client.submit(tasks.run_partition, job, slot, part, workers=[address],
-                                             allow_other_workers=False, pure=False,
-                                             key=f"agi-{job.run_id}-{part['label']}"))
+            futures.extend(client.map(tasks.run_partition, [shared] * len(parts), [slot] * len(parts), parts,
+                                      workers=[address], allow_other_workers=False, pure=False,
+                                      key=[f"agi-{job.run_id}-{part['label']}" for part in parts]))
     watch = asyncio.create_task(_watch_workers(cluster, running, statuses))
     try:
-        completed = as_completed(futures, with_results=False)
-        async for future in completed:
+        async for future in as_completed(futures, with_results=False):
             if future.status == "error":
                 exc = await future.exception()
                 label, slot = _blame(future, job, statuses, running)
+                if type(exc).__name__ == "KilledWorker" and slot in running:
+                    label = running[slot]  # every task queued on a dead worker errs; blame the one running
                 if label and label in statuses:
                     statuses[label].status, statuses[label].error = "failed", f"{type(exc).__name__}: {exc}"
                     bus.emit(PartitionEvent(label=label, worker=slot, state="failed", error=statuses[label].error))
+                if type(exc).__name__ == "KilledWorker":
+                    raise RunError(f"worker {slot} died while running partition {label}", partition=label, worker=slot,
+                                   details=str(exc))
                 raise RunError(f"partition {label} failed on worker {slot}: {type(exc).__name__}: {exc}",
                                partition=label, worker=slot, details=str(exc))
             if watch.done():
                 watch.result()
-            items = await future
-            for label, _, seconds in items if isinstance(items, list) else [items]:
-                status = statuses[label]
-                status.status, status.seconds = "done", seconds
-                bus.emit(PartitionEvent(label=label, worker=status.worker, state="done", seconds=seconds))
-        reduce = client.submit(tasks.reduce_results, job, *futures, pure=False, key=f"agi-{job.run_id}-reduce")
+        reduce = client.submit(tasks.reduce_results, shared, *futures, pure=False, key=f"agi-{job.run_id}-reduce")
         info = await _race(reduce, watch)
+        for status in statuses.values():  # results are in: a late progress message changes nothing
+            if status.status != "done":
+                status.status = "done"
+                bus.emit(PartitionEvent(label=status.label, worker=status.worker, state="done", seconds=status.seconds))
         return info, statuses
     except BaseException:
         with contextlib.suppress(Exception):
@@ -111,7 +120,12 @@ def _blame(future: Any, job: Job, statuses: dict[str, PartitionStatus], running:
 
 
 async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], statuses: dict[str, PartitionStatus]) -> None:
-    """End the run when a pinned worker leaves: its tasks could never run anywhere else."""
+    """End the run when a pinned worker leaves: its tasks could never run anywhere else.
+
+    The scheduler usually reports the killed task first (and names its partition exactly); the
+    watchdog waits a short grace period for that before blaming the last partition seen starting.
+    """
+    first_seen: float | None = None
     while True:
         await asyncio.sleep(WATCH_INTERVAL)
         dead = cluster.dead_slots()
@@ -120,14 +134,18 @@ async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], status
                 info = await cluster._identity()
                 present = set(info.get("workers", {}))
                 dead = [s for s, a in cluster.slot_workers.items() if a not in present and s in _used_slots(statuses)]
-        if dead:
-            slot = dead[0]
-            if cluster.bus is not None:
-                cluster.bus.emit(WorkerEvent(worker=slot, state="left", address=cluster.slot_workers.get(slot, "")))
-            label = running.get(slot) or next((s.label for s in statuses.values() if s.worker == slot and s.status != "done"), None)
-            if label:
-                statuses[label].status, statuses[label].error = "failed", f"worker {slot} died"
-            raise RunError(f"worker {slot} died while running partition {label or '(none)'}", partition=label, worker=slot)
+        if not dead:
+            continue
+        first_seen = first_seen or time.monotonic()
+        if time.monotonic() - first_seen < DEATH_GRACE:
+            continue
+        slot = dead[0]
+        if cluster.bus is not None:
+            cluster.bus.emit(WorkerEvent(worker=slot, state="left", address=cluster.slot_workers.get(slot, "")))
+        label = running.get(slot) or next((s.label for s in statuses.values() if s.worker == slot and s.status != "done"), None)
+        if label:
+            statuses[label].status, statuses[label].error = "failed", f"worker {slot} died"
+        raise RunError(f"worker {slot} died while running partition {label or '(none)'}", partition=label, worker=slot)
 
 
 def _used_slots(statuses: dict[str, PartitionStatus]) -> set[str]:

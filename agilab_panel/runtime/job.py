@@ -42,6 +42,10 @@ class Job:
     def from_json(cls, text: str) -> Job:
         return cls(**json.loads(text))
 
+    def slim(self) -> Job:
+        """The same job without its partitions: what every task needs, sent once per worker."""
+        return Job(**{**self.__dict__, "slots": {}})
+
     def partitions(self) -> list[tuple[str, dict[str, Any]]]:
         """(slot, partition) pairs in plan order."""
         where = {p["label"]: (slot, p) for slot, parts in self.slots.items() for p in parts}

@@ -46,10 +46,13 @@ def _app_worker(job: Job, slot: str) -> Any:
 def run_partition(job: Job, slot: str, partition: dict[str, Any]) -> tuple[str, Any, float]:
     """One partition on its pinned worker; returns (label, result, seconds)."""
     label = partition["label"]
-    _log({"label": label, "slot": slot, "state": "started", "time": time.time()})
+    dask_worker = _dask_worker()
+    _log({"label": label, "slot": slot, "state": "started", "time": time.time()}, dask_worker)
     start = time.perf_counter()
     result = _app_worker(job, slot).work_pool(partition["payload"])
-    return label, result, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    _log({"label": label, "slot": slot, "state": "done", "seconds": seconds, "time": time.time()}, dask_worker)
+    return label, result, seconds
 
 
 def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
@@ -60,7 +63,10 @@ def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]])
     def one(partition: dict[str, Any]) -> tuple[str, Any, float]:
         _log({"label": partition["label"], "slot": slot, "state": "started", "time": time.time()}, dask_worker)
         start = time.perf_counter()
-        return partition["label"], worker.work_pool(partition["payload"]), time.perf_counter() - start
+        result = worker.work_pool(partition["payload"])
+        seconds = time.perf_counter() - start
+        _log({"label": partition["label"], "slot": slot, "state": "done", "seconds": seconds, "time": time.time()}, dask_worker)
+        return partition["label"], result, seconds
 
     with ThreadPoolExecutor(max_workers=max(1, job.pool_size)) as pool:
         return list(pool.map(one, partitions))

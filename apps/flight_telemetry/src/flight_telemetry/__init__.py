@@ -1,0 +1,1 @@
+"""flight_telemetry: synthetic per-aircraft telemetry files aggregated with pandas (or cuDF)."""

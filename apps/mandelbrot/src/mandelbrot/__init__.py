@@ -1,0 +1,1 @@
+"""mandelbrot: a CPU-bound app whose Cython kernel makes the execution modes differ visibly."""
