@@ -175,15 +175,16 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
                     cluster_pool.discard(cluster)
                     await cluster.close()
                 raise
+            seconds = time.perf_counter() - started  # stopping the cluster is not part of the run
             if not keep_cluster and not persistent:
                 cluster_pool.discard(cluster)
                 await cluster.close()
         else:
             info, statuses = await run_local(job, python, bus, env.user_app_dir / "jobs")
+            seconds = time.perf_counter() - started
     except BaseException as exc:
         bus.emit(RunEvent(app=env.app, mode=mode, state="failed", seconds=time.perf_counter() - started, detail=str(exc)))
         raise
-    seconds = time.perf_counter() - started
     result = RunResult(
         app=env.app, mode=mode, seconds=seconds, plan_source=source, plan_note=note, plan=plan.to_dict(),
         output=info.get("output"), rows=info.get("rows", 0), columns=info.get("columns", []),

@@ -131,7 +131,7 @@ def _snippet(ns: argparse.Namespace) -> int:
     settings = AppSettings(env)
     text = snippet_for(ns.kind, settings, benchmark=ns.benchmark)
     if ns.save:
-        paths = save_snippets(env, settings, kinds=(ns.kind,))
+        paths = save_snippets(env, settings, kinds=(ns.kind,), benchmark=ns.benchmark)
         print(f"saved {paths[0]}", file=sys.stderr)
     _emit(ns, {"kind": ns.kind, "app": env.app, "code": text}, text)
     return 0
