@@ -111,8 +111,9 @@ class AGI:
     ) -> RunResult | BenchmarkResult:
         """Run one mode, or benchmark several (``mode=None`` or a list); returns structured results.
 
-        ``keep_cluster`` keeps a cluster started here warm for the next run of the same app and
-        worker map (it still ends with this process); ``False`` stops it when the run ends.
+        ``keep_cluster`` keeps what a run starts warm for the next run of the same app and worker map
+        (a Dask cluster, or the local runner that forks mode-0 and pool runs); it still ends with this
+        process. ``False`` starts fresh processes and stops them when the run ends.
         """
         request = request or RunRequest(params=params)
         bus = _bus(events, app_env)
@@ -127,7 +128,10 @@ class AGI:
 
     @staticmethod
     async def shutdown(keep_persistent: bool = False) -> None:
-        """Stop the clusters this process keeps warm."""
+        """Stop the clusters and local runners this process keeps warm."""
+        from .execute.zygote import close_zygotes
+
+        await close_zygotes()
         await cluster_pool.close_all(keep_persistent=keep_persistent)
 
     @staticmethod
@@ -180,7 +184,7 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
                 cluster_pool.discard(cluster)
                 await cluster.close()
         else:
-            info, statuses = await run_local(job, python, bus, env.user_app_dir / "jobs")
+            info, statuses = await run_local(job, python, bus, env.user_app_dir / "jobs", warm=keep_cluster)
             seconds = time.perf_counter() - started
     except BaseException as exc:
         bus.emit(RunEvent(app=env.app, mode=mode, state="failed", seconds=time.perf_counter() - started, detail=str(exc)))

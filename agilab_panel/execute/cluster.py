@@ -86,6 +86,7 @@ class WorkerCluster:
         self.address: str | None = None
         self.external = False
         self.procs: dict[str, subprocess.Popen] = {}
+        self.scheduler: Any = None  # an in-process scheduler, when this cluster is not kept across processes
         self.client: Any = None
         self.bus: EventBus | None = None
         self.slot_workers: dict[str, str] = {}  # slot id -> worker address
@@ -105,6 +106,7 @@ class WorkerCluster:
         """Connect to the requested scheduler if one answers there, else start ours; returns how."""
         from distributed import Client
 
+        self.loop = asyncio.get_running_loop()
         remote = [h for h in self.workers if not is_local_host(h)]
         if self.requested_scheduler and scheduler_reachable(self.requested_scheduler):
             self.address, self.external = f"tcp://{self.requested_scheduler}", True
@@ -113,11 +115,13 @@ class WorkerCluster:
             if remote:
                 raise RunError(f"hosts {', '.join(remote)} are not this machine: start their Dask workers with the "
                                "remote install, or give the address of a running scheduler", worker=remote[0])
+            if not self.persistent:  # the scheduler lives in this process: one interpreter less to start
+                self.address = await self._start_scheduler()
             self._spawn()  # from the loop's thread: the children die with it unless kept
             how = "started"
         self._tail_task = asyncio.create_task(self._follow())
         try:
-            if not self.external:
+            if not self.external and self.address is None:
                 self.address = await self._wait_scheduler_file()
             self.client = await asyncio.wait_for(Client(self.address, asynchronous=True), START_TIMEOUT)
             await self._map_slots()
@@ -126,6 +130,19 @@ class WorkerCluster:
             await self.close()
             raise
         return how
+
+    async def _start_scheduler(self) -> str:
+        import dask
+        from distributed import Scheduler
+
+        host, port = "127.0.0.1", 0
+        if self.requested_scheduler:
+            host, req_port = parse_host_port(self.requested_scheduler, 8786)
+            port = req_port or 0
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            self.scheduler = Scheduler(host=host.strip("[]"), port=port, dashboard=False, dashboard_address=None)
+        await self.scheduler
+        return self.scheduler.address
 
     def _spawn(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -143,13 +160,18 @@ class WorkerCluster:
             popen_kw["start_new_session"] = True
         else:
             popen_kw["preexec_fn"] = _die_with_parent
-        commands = {"scheduler": [str(self.python), "-m", "distributed.cli.dask_scheduler", "--host", host.strip("[]"),
-                                  "--port", str(port), "--no-dashboard", "--no-show", "--scheduler-file", str(sched_file)]}
+        commands: dict[str, list[str]] = {}
+        if self.address is None:
+            commands["scheduler"] = [str(self.python), "-m", "distributed.cli.dask_scheduler", "--host", host.strip("[]"),
+                                     "--port", str(port), "--no-dashboard", "--scheduler-file", str(sched_file)]
+        target = [self.address] if self.address else ["--scheduler-file", str(sched_file)]
         for slot in slot_ids(self.workers):
-            commands[slot] = [str(self.python), "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file),
+            commands[slot] = [str(self.python), "-m", "distributed.cli.dask_worker", *target,
                               "--name", slot, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0",
                               "--host", "127.0.0.1", "--death-timeout", "60",
-                              "--local-directory", str(self.dir / "work")]
+                              "--local-directory", str(self.dir / "work"),
+                              # import the app (and pandas) while the scheduler starts, not after
+                              "--preload", self.env.spec.worker_module]
         for name, cmd in commands.items():
             log = self.dir / f"{name}.log"
             with open(log, "wb") as out:
@@ -235,6 +257,8 @@ class WorkerCluster:
     def alive(self) -> bool:
         if self.client is None or self.client.status != "running":
             return False
+        if self.scheduler is not None and self.scheduler.status.name != "running":
+            return False
         return all(p.poll() is None for p in self.procs.values())
 
     def dead_slots(self) -> list[str]:
@@ -254,6 +278,10 @@ class WorkerCluster:
                 await self._tail_task
             self._tail_task = None
         await asyncio.to_thread(self._terminate)
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.scheduler.close(), 5)
+            self.scheduler = None
         if self.persistent and not self.external:
             self._state_file().unlink(missing_ok=True)
 
@@ -297,6 +325,7 @@ class ClusterPool:
     async def acquire(self, env: AgiEnv, python: Path, workers: Mapping[str, int], *, scheduler: str | None,
                       cython_path: Path | None, bus: EventBus, persistent: bool = False) -> tuple[WorkerCluster, str]:
         key = self.key(env, python, workers, scheduler)
+        self._drop_foreign_loops()
         async with self._lock:
             cluster = self._clusters.get(key)
             if cluster is not None and cluster.alive():
@@ -336,12 +365,24 @@ class ClusterPool:
         await cluster.start()  # connects: close() leaves the kept processes running
         return cluster
 
+    def _drop_foreign_loops(self) -> None:
+        """Clusters started on another (finished) event loop cannot be driven from this one: stop them."""
+        current = asyncio.get_running_loop()
+        if getattr(self, "_loop", None) is not current:
+            self._lock = asyncio.Lock()
+            self._loop = current
+        for key, cluster in list(self._clusters.items()):
+            if getattr(cluster, "loop", current) is not current:
+                del self._clusters[key]
+                cluster._terminate()
+
     def discard(self, cluster: WorkerCluster) -> None:
         for key, value in list(self._clusters.items()):
             if value is cluster:
                 del self._clusters[key]
 
     async def close_all(self, *, keep_persistent: bool = False) -> None:
+        self._drop_foreign_loops()
         for key, cluster in list(self._clusters.items()):
             if keep_persistent and cluster.persistent:
                 continue

@@ -59,8 +59,6 @@ class OrchestrateState(param.Parameterized):
     # -- app selection -----------------------------------------------------------------------------
     @param.depends("app", watch=True)
     def _load_app(self) -> None:
-        from ..install import check_install
-
         self.env = AgiEnv(self.app, apps_path=self.apps_path or None, verbose=1)
         try:
             self.settings = AppSettings(self.env)
@@ -70,6 +68,14 @@ class OrchestrateState(param.Parameterized):
         self.plan = AGI.load_plan(self.env)
         self.run_result = self.benchmark_result = None
         self.install_result = None
+        self.refresh_install()
+        if self.settings is not None:
+            self.settings.cluster.param.watch(lambda *_: self.refresh_install(), ["pool", "cython", "rapids", "cluster_enabled"])
+
+    def refresh_install(self) -> None:
+        """Run is enabled while a previous INSTALL still covers the modes the toggles select."""
+        from ..install import check_install
+
         modes = self.settings.cluster.mode if self.settings else 0
         reason = check_install(self.env, modes)
         self.installed = reason is None

@@ -1,0 +1,153 @@
+"""Engine side of the warm local runner (see :mod:`agilab_panel.runtime.zygote`).
+
+One zygote per (app, worker environment) stays alive with the engine process and forks a child
+per job, so a local run pays neither interpreter start-up nor pandas' import. It is restarted when
+the app's code, the compiled kernels or the runtime change on disk, so a child never runs stale code.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .cluster import _die_with_parent
+from .common import child_env
+
+__all__ = ["Zygote", "zygote_for", "close_zygotes"]
+
+_RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
+
+
+def _snapshot(folders: list[Path]) -> dict[str, float]:
+    files: dict[str, float] = {}
+    for folder in folders:
+        if folder.is_dir():
+            for path in folder.rglob("*"):
+                if path.suffix in (".py", ".so") and "__pycache__" not in path.parts:
+                    with contextlib.suppress(OSError):
+                        files[str(path)] = path.stat().st_mtime
+    return files
+
+
+class Zygote:
+    """A started ``runtime.zygote`` process and the socket that drives it."""
+
+    def __init__(self, python: Path, preload: list[str], paths: list[str], log: Path) -> None:
+        self.python, self.preload, self.paths, self.log = python, preload, paths, log
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.watched = [Path(p) for p in paths if p] + [_RUNTIME]
+        self.snapshot: dict[str, float] = {}
+        self._exits: dict[int, asyncio.Future] = {}
+        self._replies: asyncio.Queue = asyncio.Queue()
+        self._reader: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self.loop = asyncio.get_running_loop()
+
+    def kill(self) -> None:
+        """Stop it without a loop (its own loop may be closed already)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.sock is not None:
+            self.sock.close()
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.snapshot = _snapshot(self.watched)
+        cmd = [str(self.python), "-m", "agilab_panel.runtime.zygote", "--control-fd", str(child.fileno())]
+        cmd += [arg for m in self.preload for arg in ("--preload", m)] + [arg for p in self.paths for arg in ("--path", p)]
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=err,
+                                         stderr=err, env=child_env(), preexec_fn=_die_with_parent)
+        child.close()
+        parent.setblocking(False)
+        self.sock = parent
+        self._reader = asyncio.create_task(self._read())
+        ready = await asyncio.wait_for(self._replies.get(), 60)
+        if "ready" not in ready:
+            raise RuntimeError(f"local runner did not start: {ready}")
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.sock_recv(self.sock, 65536)
+            if not data:
+                for future in self._exits.values():
+                    if not future.done():
+                        future.set_result(-signal.SIGKILL)
+                return
+            message = json.loads(data)
+            if "exit" in message:
+                future = self._exits.setdefault(message["pid"], loop.create_future())
+                if not future.done():
+                    future.set_result(message["exit"])
+            else:
+                await self._replies.put(message)
+
+    def usable(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and _snapshot(self.watched) == self.snapshot
+
+    async def launch(self, job_path: str, fds: list[int]) -> int:
+        """Fork a child running ``job_path`` with (stdout, stderr, events) write descriptors; returns its pid."""
+        async with self._lock:
+            socket.send_fds(self.sock, [json.dumps({"job": job_path}).encode()], fds)
+            reply = await asyncio.wait_for(self._replies.get(), 30)
+        pid = reply["pid"]
+        self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
+        return pid
+
+    async def wait(self, pid: int) -> int:
+        try:
+            return await self._exits[pid]
+        finally:
+            self._exits.pop(pid, None)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.sock is not None:
+            self.sock.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            await asyncio.to_thread(self.proc.wait)
+
+
+_zygotes: dict[tuple, Zygote] = {}
+
+
+async def zygote_for(python: Path, worker_module: str, paths: list[str], log: Path) -> Zygote:
+    """The warm runner for this environment and app, started or restarted as needed."""
+    for old_key, old in list(_zygotes.items()):
+        if old.loop.is_closed():
+            _zygotes.pop(old_key).kill()
+    key = (str(python), worker_module, tuple(paths))
+    zygote = _zygotes.get(key)
+    if zygote is not None and zygote.usable():
+        return zygote
+    if zygote is not None:
+        await zygote.close()
+    zygote = Zygote(python, [worker_module], paths, log)
+    try:
+        await zygote.start()
+    except BaseException:
+        await zygote.close()
+        raise
+    _zygotes[key] = zygote
+    return zygote
+
+
+async def close_zygotes() -> None:
+    for key in list(_zygotes):
+        zygote = _zygotes.pop(key)
+        if zygote.loop is asyncio.get_running_loop():
+            await zygote.close()
+        else:
+            zygote.kill()

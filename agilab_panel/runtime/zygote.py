@@ -1,0 +1,87 @@
+"""A warm parent for local runs: imports the app once, then forks one child per job.
+
+Started by the engine in the worker environment with one end of a Unix socket pair. For each job
+the engine sends the job path and three descriptors (stdout, stderr, events); the zygote forks a
+child that runs :mod:`agilab_panel.runtime.runner` on them, replies with the child's pid, and later
+with its exit code. The zygote stays single-threaded so forking it is safe.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import selectors
+import socket
+import sys
+
+__all__ = ["main"]
+
+
+def _preload(modules: list[str], paths: list[str]) -> None:
+    for path in reversed(paths):
+        if path and path not in sys.path:
+            sys.path.insert(0, path)
+    for name in ["pandas", "pyarrow.parquet", *modules]:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the child will report the real error with its job
+            print(f"zygote: could not preload {name}: {exc}", file=sys.stderr, flush=True)
+
+
+def _child(job: str, fds: list[int], control: socket.socket) -> None:  # pragma: no cover - runs after fork
+    control.close()
+    out, err, events = fds
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.close(out)
+    os.close(err)
+    code = 1
+    try:
+        from . import runner
+
+        code = runner.main([job, "--events-fd", str(events)])
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _send(control: socket.socket, **message: object) -> None:
+    control.send(json.dumps(message).encode())  # a SOCK_SEQPACKET pair: one send, one message
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agilab_panel.runtime.zygote")
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--preload", action="append", default=[])
+    parser.add_argument("--path", action="append", default=[])
+    ns = parser.parse_args(argv)
+    _preload(ns.preload, ns.path)
+    control = socket.socket(fileno=ns.control_fd)
+    _send(control, ready=os.getpid())
+    selector = selectors.DefaultSelector()
+    selector.register(control, selectors.EVENT_READ)
+    children: set[int] = set()
+    while True:
+        if selector.select(timeout=0.05):
+            message, fds, _, _ = socket.recv_fds(control, 65536, 3)
+            if not message:  # the engine went away
+                return 0
+            request = json.loads(message)
+            pid = os.fork()
+            if pid == 0:
+                _child(request["job"], fds, control)
+            for fd in fds:
+                os.close(fd)
+            children.add(pid)
+            _send(control, pid=pid, job=request["job"])
+        for pid in list(children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                children.discard(pid)
+                _send(control, exit=os.waitstatus_to_exitcode(status), pid=pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,518 @@
+"""Distribute: the app's args (generated or custom form) and the distribution details.
+
+``<module> args`` edits a draft copy of the app's args object: the generated form and the app's custom
+``app_args_form.py`` both bind to that draft, so switching between them keeps what was typed. A value
+the args class refuses is shown under its field and never reaches the draft; Save writes ``[args]``.
+``Distribute details`` shows the ``AGI.get_distrib`` snippet, CHECK DISTRIBUTE, the distribution tree
+and the Workplan editor (reassign partitions to worker slots, watch the load per slot, save).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+from ..plan import PlanError
+from ..settings import args_to_dict
+from .install_section import SnippetView
+from .logs import ActionStatus, Watchers, details_card
+from .plan_graph import compact_number, load_bars, plan_graph, plan_labels
+from .settings_section import FieldMessage
+
+__all__ = ["ArgsEditor", "DistributeSection", "WorkplanEditor", "load_args_form", "summary_path"]
+
+_MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
+_GENERATED, _CUSTOM = "Generated form", "Custom form (app_args_form.py)"
+
+
+def load_args_form(path: Path, app: str) -> ModuleType:
+    """Import an app's ``app_args_form.py`` from its file (it is not part of any package)."""
+    spec = importlib.util.spec_from_file_location(f"agilab_args_form_{app}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path.name}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "build_form", None)):
+        raise ImportError(f"{path.name} defines no build_form(args)")
+    return module
+
+
+def summary_path(state: Any) -> Path:
+    """Where the app wrote the metrics of the last RUN: beside its output, else in the share's data_out."""
+    result = state.run_result
+    output = getattr(result, "output", None) if result is not None else None
+    if output:
+        return Path(output).parent / "summary.json"
+    return state.env.resolve_data_path(None, f"{state.env.app}/data_out") / "summary.json"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    return str(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _widget_for(name: str, pane: pn.Param) -> pn.widgets.Widget:
+    """An unlinked copy of the widget ``pane`` makes for one arg (same type, bounds, options, doc)."""
+    widget = pane.widget(name).clone()
+    widget.label = name
+    return widget
+
+
+class ArgsEditor(pn.viewable.Viewer):
+    """The "<module> args" card: generated form or the app's custom form, preview metrics, Save."""
+
+    view = param.Selector(default=_GENERATED, objects=[_GENERATED, _CUSTOM], doc="Which form is shown.")
+    dirty = param.Boolean(default=False, doc="The draft differs from the saved [args].")
+    saved = param.Event(doc="Fires after [args] were written.")
+    message = param.String(default="", doc="Outcome of the last Save (or why it was refused).")
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.draft: param.Parameterized | None = None
+        self.form_module: ModuleType | None = None
+        self.form_error = ""
+        self.widgets: dict[str, pn.widgets.Widget] = {}
+        self.messages: dict[str, FieldMessage] = {}
+        self._custom_view: pn.viewable.Viewable | None = None
+        self._body = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._layout = pn.Card(self._body, title="args", sizing_mode="stretch_width", collapsible=True)
+        self._state_watchers = Watchers()
+        self._state_watchers.watch(state, self._rebuild, ["settings"])
+        self._state_watchers.watch(state, self._refresh_metrics, ["run_result"])
+        self._rebuild()
+
+    # -- building ------------------------------------------------------------------------------------
+    def _rebuild(self, *_events: Any) -> None:
+        settings = self.state.settings
+        self._layout.title = f"{self.state.env.module} args"
+        self.widgets, self.messages, self._custom_view = {}, {}, None
+        if settings is None:
+            self.draft = None
+            self._body.objects = [pn.pane.Alert("The args need valid settings: see System settings above.",
+                                                alert_type="warning", sizing_mode="stretch_width")]
+            return
+        self.draft = settings.args_class(**settings.args_dict)
+        self.draft.param.watch(self._draft_changed, [n for n in self.draft.param if n != "name"])
+        self._load_form()
+        self._generated = self._generated_form()
+        self._toggle = pn.widgets.RadioButtonGroup.from_param(self.param.view, color="light", margin=(5, 10))
+        self._toggle.visible = self.form_module is not None
+        self._form_area = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._metrics = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
+        self._metrics_title = pn.pane.Markdown("**Preview metrics and the metrics the last RUN wrote**",
+                                               margin=(5, 10, 0, 10))
+        self.save_button = pn.widgets.Button(label="Save args", color="primary", icon="device-floppy", width=130)
+        self.save_button.on_click(self._save)
+        self.revert_button = pn.widgets.Button(label="Revert", color="light", icon="arrow-back-up", width=100,
+                                               disabled=self.param.dirty.rx.not_())
+        self.revert_button.on_click(lambda _e: self.revert())
+        self._save_message = FieldMessage()
+        self._status = pn.pane.Markdown(self.param.message, styles=_MUTED, margin=(0, 10))
+        form_problem = []
+        if self.form_error:
+            form_problem = [pn.pane.Alert(f"The app's custom form could not be loaded: {self.form_error.splitlines()[-1]}",
+                                          alert_type="warning", sizing_mode="stretch_width", margin=(5, 10)),
+                            details_card(self.form_error)]
+        self._body.objects = [
+            pn.pane.Markdown("Run arguments of the app; Save writes them to `[args]` of app_settings.toml, which "
+                             "CHECK DISTRIBUTE and RUN use.", styles=_MUTED, margin=(0, 10)),
+            self._toggle, *form_problem, self._form_area, self._metrics_title, self._metrics,
+            pn.Row(self.save_button, self.revert_button, self._status, margin=(5, 0)), self._save_message,
+        ]
+        self.view = _CUSTOM if self.form_module is not None else _GENERATED
+        self._show_view()
+        self.message = ""
+        self._draft_changed()
+
+    def _load_form(self) -> None:
+        self.form_module, self.form_error = None, ""
+        path = self.state.env.spec.args_form
+        if path is None:
+            return
+        try:
+            self.form_module = load_args_form(path, self.state.env.app)
+        except Exception as exc:  # the app's own code: report it, fall back to the generated form
+            self.form_error = "".join(traceback.format_exception(exc))
+
+    def _generated_form(self) -> pn.Column:
+        names = [n for n in self.draft.param if n != "name"]
+        specs = {n: pn.widgets.IntInput for n in names if isinstance(self.draft.param[n], param.Integer)}
+        specs.update({n: pn.widgets.FloatInput for n in names
+                      if isinstance(self.draft.param[n], param.Number) and n not in specs})
+        specs.update({n: pn.widgets.TextInput for n in names if isinstance(self.draft.param[n], param.Path)})
+        template = self.state.settings.args_class(**args_to_dict(self.draft))
+        pane = pn.Param(template, widgets=specs, show_name=False)
+        rows = []
+        for name in names:
+            widget = _widget_for(name, pane)
+            if hasattr(widget, "sizing_mode"):
+                widget.width = 260
+            self.widgets[name] = widget
+            self.messages[name] = FieldMessage(widget)
+            widget.param.watch(lambda e, n=name: self._set(n, e.new), "value")
+            doc = self.draft.param[name].doc or ""
+            rows.append(pn.Column(pn.Row(widget, pn.pane.Markdown(doc, styles=_MUTED, margin=(28, 10, 0, 10),
+                                                                  sizing_mode="stretch_width"),
+                                         sizing_mode="stretch_width", margin=0),
+                                  self.messages[name], sizing_mode="stretch_width", margin=0))
+        return pn.Column(*rows, sizing_mode="stretch_width", margin=0)
+
+    @param.depends("view", watch=True)
+    def _show_view(self) -> None:
+        if self.draft is None or not hasattr(self, "_form_area"):
+            return
+        if self.view == _CUSTOM and self.form_module is not None:
+            if self._custom_view is None:
+                try:
+                    self._custom_view = pn.panel(self.form_module.build_form(self.draft))
+                except Exception as exc:
+                    self._custom_view = pn.Column(
+                        pn.pane.Alert(f"The app's custom form failed: {exc}", alert_type="warning",
+                                      sizing_mode="stretch_width"),
+                        details_card("".join(traceback.format_exception(exc))), sizing_mode="stretch_width")
+            self._form_area.objects = [self._custom_view]
+        else:
+            self._form_area.objects = [self._generated]
+
+    # -- edits ---------------------------------------------------------------------------------------
+    def _set(self, name: str, value: Any) -> None:
+        try:
+            setattr(self.draft, name, value)
+        except (ValueError, TypeError) as exc:
+            self.messages[name].error(f"Not accepted: {exc}")
+        else:
+            self.messages[name].clear()
+        self._update_save_state()
+
+    def _draft_changed(self, *events: param.parameterized.Event) -> None:
+        for event in events:  # values set by the custom form or a revert: show them in the generated form
+            widget = self.widgets.get(event.name)
+            if widget is not None and widget.value != event.new:
+                widget.value = event.new
+            if event.name in self.messages:
+                self.messages[event.name].clear()
+        if self.draft is None or self.state.settings is None:
+            return
+        self.dirty = args_to_dict(self.draft) != self.state.settings.args_dict
+        self._update_save_state()
+        self._refresh_metrics()
+
+    @property
+    def field_errors(self) -> dict[str, str]:
+        return {n: m.text for n, m in self.messages.items() if m.is_error}
+
+    def _update_save_state(self) -> None:
+        errors = self.field_errors
+        self.save_button.disabled = bool(errors)
+        if errors:
+            self._save_message.error(f"Fix {', '.join(sorted(errors))} before saving: invalid values are not saved.")
+        else:
+            self._save_message.clear()
+        if self.dirty and not errors:
+            self.message = "Unsaved changes."
+        elif not self.dirty and self.message == "Unsaved changes.":
+            self.message = ""
+
+    def revert(self) -> None:
+        """Back to the saved [args]."""
+        for message in self.messages.values():
+            message.clear()
+        self.draft.param.update(**self.state.settings.args_dict)
+        for name, widget in self.widgets.items():  # a refused value left in a widget goes too
+            widget.value = getattr(self.draft, name)
+        self._update_save_state()
+
+    def _save(self, _event: Any = None) -> None:
+        errors = self.field_errors
+        if errors:
+            self._save_message.error(f"Not saved: fix {', '.join(sorted(errors))} first.")
+            return
+        try:
+            self.state.settings.save_args(args_to_dict(self.draft))
+        except Exception as exc:  # refused by the args class or the store: nothing was written
+            self._save_message.error(f"Not saved: {exc}")
+            return
+        self._save_message.clear()
+        self.dirty = False
+        self.message = "Saved to [args] of app_settings.toml."
+        self.param.trigger("saved")
+
+    # -- preview metrics -----------------------------------------------------------------------------
+    def preview(self) -> dict[str, Any] | None:
+        """The custom form's preview metrics for the draft (None when the form has none)."""
+        fn = getattr(self.form_module, "preview_metrics", None)
+        if fn is None or self.draft is None:
+            return None
+        return dict(fn(self.draft))
+
+    def last_run_metrics(self) -> dict[str, Any] | None:
+        path = summary_path(self.state)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _refresh_metrics(self, *_events: Any) -> None:
+        if not hasattr(self, "_metrics"):
+            return
+        try:
+            preview = self.preview()
+        except Exception as exc:
+            self._metrics.object = f"The preview could not be computed: {exc}"
+            self._metrics.visible = self._metrics_title.visible = True
+            return
+        visible = preview is not None
+        self._metrics.visible = self._metrics_title.visible = visible
+        if not visible:
+            return
+        last = self.last_run_metrics()
+        rows = ["| metric | preview (these inputs) | last RUN | match |", "|---|--:|--:|:-:|"]
+        for key, value in preview.items():
+            after = None if last is None else last.get(key)
+            mark = "" if after is None else ("✓" if _same(value, after) else "≠")
+            rows.append(f"| {key} | {_fmt(value)} | {_fmt(after)} | {mark} |")
+        note = ("\n\n*No RUN has written metrics yet: run the app to compare.*" if last is None else
+                "\n\n*≠: the last RUN used other inputs (save and RUN again to compare).*"
+                if any("≠" in r for r in rows[2:]) else "")
+        self._metrics.object = "\n".join(rows) + note
+
+    @property
+    def metrics_text(self) -> str:
+        return self._metrics.object if hasattr(self, "_metrics") and self._metrics.visible else ""
+
+    def close(self) -> None:
+        self._state_watchers.clear()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+class WorkplanEditor(pn.viewable.Viewer):
+    """The "Workplan" card: partitions and their worker slot (editable), the load per slot, Save."""
+
+    unsaved = param.Boolean(default=False, doc="The plan was edited since it was loaded or saved.")
+    edits = param.Integer(default=0, doc="Counts accepted reassignments (redraw the tree on change).")
+    message = param.String(default="")
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["partition", "weight", "worker slot"]), show_index=False, sizing_mode="stretch_width",
+            layout="fit_data_stretch", theme="simple", selectable=False, margin=(5, 10), max_height=420,
+        )
+        self.table.param.watch(self._edited, "value")
+        self.bars = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
+        self.save_button = pn.widgets.Button(
+            label="Save work plan", color="primary", icon="device-floppy", width=160,
+            disabled=pn.bind(lambda busy, *_: bool(busy) or self.state.plan is None, state.param.busy, state.param.plan),
+        )
+        self.save_button.on_click(self._save)
+        self._error = FieldMessage()
+        self._balance = pn.pane.Markdown("", styles=_MUTED, margin=(0, 10))
+        self._status = pn.pane.Markdown(self.param.message, styles=_MUTED, margin=(0, 10), align="center")
+        self._empty = pn.pane.Markdown("No work plan yet: run **CHECK DISTRIBUTE** to build one, then reassign "
+                                       "partitions to other worker slots here.", styles=_MUTED, margin=(5, 10))
+        self._content = pn.Column(
+            pn.pane.Markdown("Pick another worker slot in the **worker slot** column to move a partition; the load "
+                             "chart follows. RUN uses the saved plan while the args and workers still match.",
+                             styles=_MUTED, margin=(0, 10)),
+            pn.Row(pn.Column(self.table, sizing_mode="stretch_width"), pn.Column(self.bars, self._balance,
+                                                                                   sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
+            self._error,
+            pn.Row(self.save_button, self._status, margin=(5, 0)),
+            sizing_mode="stretch_width", margin=0,
+        )
+        self._layout = pn.Card(self._empty, self._content, title="Workplan", sizing_mode="stretch_width",
+                               collapsible=True)
+        self._state_watchers = Watchers()
+        self._state_watchers.watch(state, self._load, ["plan"])
+        self._load()
+
+    def _frame(self) -> pd.DataFrame:
+        plan = self.state.plan
+        return pd.DataFrame({
+            "partition": [p.label for p in plan.partitions],
+            "weight": [p.weight for p in plan.partitions],
+            "worker slot": [plan.assignment[p.label] for p in plan.partitions],
+        })
+
+    def _load(self, *_events: Any) -> None:
+        plan = self.state.plan
+        self._empty.visible = plan is None
+        self._content.visible = plan is not None
+        self.unsaved = False
+        self._error.clear()
+        if plan is None:
+            return
+        self.table.editors = {"partition": None, "weight": None,
+                              "worker slot": {"type": "list", "values": list(plan.slots)}}
+        self.table.pagination = "local" if len(plan.partitions) > 25 else None
+        self.table.page_size = 25
+        self.table.value = self._frame()
+        self._redraw()
+
+    def _edited(self, event: param.parameterized.Event) -> None:
+        plan = self.state.plan
+        if plan is None or event.new is None or "worker slot" not in event.new:
+            return
+        moves = {label: slot for label, slot in zip(event.new["partition"], event.new["worker slot"])
+                 if label in plan.assignment and plan.assignment[label] != slot}
+        if not moves:
+            return
+        try:
+            plan.reassign_many(moves)
+        except PlanError as exc:
+            self._error.error(f"Not moved: {exc}")
+            self.table.value = self._frame()  # back to what the plan holds
+            self._redraw()
+            return
+        self._error.clear()
+        self.unsaved = True
+        self.message = "Unsaved changes."
+        self._redraw()
+        self.edits += 1
+
+    def reassign(self, label: str, slot: str) -> None:
+        """Move one partition as if the cell had been edited (for scripts and tests)."""
+        frame = self.table.value.copy()
+        frame.loc[frame["partition"] == label, "worker slot"] = slot
+        self.table.value = frame
+
+    def _redraw(self) -> None:
+        plan = self.state.plan
+        self.bars.object = load_bars(plan)
+        loads = plan.loads()
+        mean = sum(loads.values()) / len(loads) if loads else 0.0
+        heaviest = max(loads, key=loads.get) if loads else "-"
+        spread = (max(loads.values()) / mean) if mean else 1.0
+        self._balance.object = (f"Heaviest slot `{heaviest}` carries {compact_number(loads.get(heaviest, 0))} "
+                                f"({spread:.2f}× the even share).")
+
+    def _save(self, _event: Any = None) -> None:
+        try:
+            path = self.state.save_plan()
+        except Exception as exc:
+            self._error.error(f"Not saved: {exc}")
+            return
+        self._error.clear()
+        self.unsaved = False
+        self.message = f"Saved to {Path(path).name}."
+
+    def close(self) -> None:
+        self._state_watchers.clear()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+class DistributeSection(pn.viewable.Viewer):
+    """The "Distribute" card: "<module> args" and "Distribute details" (snippet, CHECK DISTRIBUTE,
+    "Distribution tree", "Workplan")."""
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.args = ArgsEditor(state)
+        self.snippet = SnippetView(state, "distrib")
+        self.check_button = pn.widgets.Button(
+            label="CHECK DISTRIBUTE", color="primary", icon="sitemap", width=190,
+            disabled=pn.bind(lambda busy, settings: bool(busy) or settings is None, state.param.busy, state.param.settings),
+        )
+        self.check_button.on_click(self._check)
+        self.action = ActionStatus(state, "CHECK DISTRIBUTE", "Building the work plan…")
+        self.plan_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width", margin=(5, 10))
+        self.workplan = WorkplanEditor(state)
+        self.tree = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), visible=False)
+        self._tree_empty = pn.pane.Markdown("No distribution yet: **CHECK DISTRIBUTE** builds the work plan for the "
+                                            "saved args and worker map and draws it here (hosts → worker slots → "
+                                            "partitions, with their weights).", styles=_MUTED, margin=(5, 10))
+        self.args.param.watch(self._args_saved, ["saved"])
+        self.args.param.watch(self._note, ["dirty"])
+        self.workplan.param.watch(self._draw_tree, ["edits"])
+        self._state_watchers, self._model_watchers = Watchers(), Watchers()
+        self._state_watchers.watch(state, self._draw_tree, ["plan"])
+        self._state_watchers.watch(state, self._note, ["plan", "settings"])
+        self._state_watchers.watch(state, self._watch_cluster, ["settings"])
+        self._watch_cluster()
+        self._draw_tree()
+        details = pn.Card(
+            pn.pane.Markdown("The `AGI.get_distrib(...)` call behind CHECK DISTRIBUTE: it prepares the inputs and "
+                             "balances the partitions over the worker slots.", styles=_MUTED, margin=(0, 10)),
+            self.snippet,
+            pn.Row(self.check_button, margin=(5, 0)),
+            self.action,
+            self.plan_note,
+            pn.Card(self._tree_empty, self.tree, title="Distribution tree", sizing_mode="stretch_width", collapsible=True),
+            self.workplan,
+            title="Distribute details", sizing_mode="stretch_width", collapsible=True,
+        )
+        self._layout = pn.Card(self.args, details, title="Distribute", sizing_mode="stretch_width", collapsible=True)
+
+    async def _check(self, _event: Any = None) -> None:
+        await self.state.check_distribute()
+
+    def _args_saved(self, *_events: Any) -> None:
+        self.snippet.refresh()
+        self._note()
+
+    def _watch_cluster(self, *_events: Any) -> None:
+        self._model_watchers.clear()
+        if self.state.settings is not None:
+            self._model_watchers.watch(self.state.settings.cluster, self._note, ["workers"])
+        self._note()
+
+    def _note(self, *_events: Any) -> None:
+        """Say when the plan no longer fits the saved args or workers, or the args have unsaved edits."""
+        notes = []
+        plan, settings = self.state.plan, self.state.settings
+        if self.args.dirty:
+            notes.append("The args have unsaved changes: CHECK DISTRIBUTE uses the saved args.")
+        if plan is not None and settings is not None:
+            reason = plan.mismatch(settings.args_dict, dict(settings.cluster.workers))
+            if reason:
+                notes.append(f"The work plan below was built for other settings: {reason}. "
+                             "CHECK DISTRIBUTE again (RUN would rebuild it).")
+        self.plan_note.object = "  \n".join(notes)
+        self.plan_note.visible = bool(notes)
+
+    def _draw_tree(self, *_events: Any) -> None:
+        plan = self.state.plan
+        self._tree_empty.visible = plan is None
+        self.tree.visible = plan is not None
+        if plan is not None:
+            graph = plan_graph(plan)
+            self.tree.object = graph * plan_labels(graph)
+
+    def close(self) -> None:
+        """Stop following the state (the section is being dropped)."""
+        for part in (self.args, self.snippet, self.action, self.workplan):
+            part.close()
+        self._state_watchers.clear()
+        self._model_watchers.clear()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

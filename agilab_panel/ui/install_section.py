@@ -1,0 +1,291 @@
+"""Install: the generated ``AGI.install(...)`` snippet, INSTALL, live Install logs and a status per host."""
+from __future__ import annotations
+
+import importlib
+import io
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+from ..events import Event, StepEvent
+from ..hosts import is_local_host
+from .logs import ActionStatus, EventFeed, LogView, Watchers
+
+__all__ = ["HostStatusTable", "InstallSection", "SnippetView"]
+
+_MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
+_STATUS_COLORS = {
+    "ok": "#2e7d32", "ready": "#2e7d32", "cached": "#2e7d32", "running": "#1565c0",
+    "failed": "#c62828", "stopped": "#b26a00", "pending": "#6b6b6b",
+}
+
+
+class SnippetView(pn.viewable.Viewer):
+    """The generated snippet of ``kind`` for the current settings, with a download button.
+
+    Follows the cluster model; call :meth:`refresh` when something else it shows changed (saved args).
+    The snippet generator is imported lazily: until it is available the view says so instead of failing.
+    """
+
+    source = param.String(default="", doc="The snippet shown now ('' when there is none).")
+    problem = param.String(default="", doc="Why no snippet is shown.")
+
+    def __init__(self, state: Any, kind: str, **params: Any) -> None:
+        super().__init__(**params)
+        self.state, self.kind = state, kind
+        self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
+                                      styles={"max-height": "340px", "overflow-y": "auto"})
+        self._note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(0, 10))
+        self._download = pn.widgets.FileDownload(
+            callback=lambda: io.StringIO(self.source), filename=f"AGI_{kind}.py", label="Download snippet",
+            color="light", icon="download", embed=False, width=170, margin=(0, 10),
+        )
+        self._state_watchers, self._model_watchers = Watchers(), Watchers()
+        self._state_watchers.watch(state, self._rewatch, ["settings"])
+        self._rewatch()
+        self._layout = pn.Column(self._code, self._note, self._download, sizing_mode="stretch_width", margin=0)
+
+    def _rewatch(self, *_events: Any) -> None:
+        self._model_watchers.clear()
+        if self.state.settings is not None:
+            cluster = self.state.settings.cluster
+            self._model_watchers.watch(cluster, lambda *_: self.refresh(), [p for p in cluster.param if p != "name"])
+        self.refresh()
+
+    def close(self) -> None:
+        """Stop following the state and the settings model."""
+        self._state_watchers.clear()
+        self._model_watchers.clear()
+
+    def refresh(self) -> None:
+        settings = self.state.settings
+        source, problem, alert = "", "", "info"
+        if settings is None:
+            problem = "No snippet: the settings could not be loaded."
+        else:
+            try:
+                snippets = importlib.import_module("agilab_panel.snippets")
+            except ImportError:
+                problem = "The snippet generator is not available yet."
+            else:
+                try:
+                    source = snippets.snippet_for(self.kind, settings)
+                    self._download.filename = snippets.snippet_file_name(self.kind, settings.env.app)
+                except Exception as exc:  # a value the generator refuses: say which, keep the page
+                    problem, alert = f"No snippet for these settings: {exc}", "warning"
+        self.param.update(source=source, problem=problem)
+        self._code.object = f"```python\n{source}\n```" if source else ""
+        self._code.visible = self._download.visible = bool(source)
+        self._note.param.update(object=problem, alert_type=alert, visible=bool(problem))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+class HostStatusTable(pn.viewable.Viewer):
+    """One row per host of the worker map: overall status and the outcome of each install step.
+
+    Fed with :class:`~agilab_panel.events.StepEvent` (local hosts share one environment, so a step on one
+    local host is a step on all) and finished with the :class:`~agilab_panel.results.InstallResult`.
+    """
+
+    def __init__(self, hosts: list[str] | None = None, ready: bool = False, **params: Any) -> None:
+        super().__init__(**params)
+        self._steps: list[str] = []
+        self._rows: dict[str, dict[str, str]] = {}
+        self._table = pn.widgets.Tabulator(
+            pd.DataFrame(), disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch",
+            theme="simple", margin=(5, 10), selectable=False,
+        )
+        self._table.style.map(_color_status)
+        self.reset(hosts or [], ready=ready)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        columns = ["host", "status", *self._steps, "detail"]
+        return pd.DataFrame([{"host": h, **{c: "" for c in columns[1:]}, **row} for h, row in self._rows.items()],
+                            columns=columns)
+
+    def status(self, host: str) -> str:
+        return self._rows[host]["status"]
+
+    def step(self, host: str, step: str) -> str:
+        return self._rows[host].get(step, "")
+
+    def reset(self, hosts: list[str], ready: bool = False) -> None:
+        """Every host pending (or ready, when a still-valid install exists)."""
+        self._steps = []
+        self._rows = {h: {"status": "ready" if ready else "pending", "detail": ""} for h in hosts}
+        self._refresh()
+
+    def _targets(self, host: str) -> list[str]:
+        if host not in self._rows:
+            self._rows[host] = {"status": "pending", "detail": ""}
+        if is_local_host(host):
+            return [h for h in self._rows if is_local_host(h)]
+        return [host]
+
+    def apply(self, events: list[Event]) -> None:
+        """Apply a batch of step events."""
+        for event in events:
+            if not isinstance(event, StepEvent):
+                continue
+            if event.step not in self._steps:
+                self._steps.append(event.step)
+            cell = {"started": "running", "done": f"ok {event.seconds:.1f}s", "skipped": "cached",
+                    "failed": "failed"}[event.state]
+            for host in self._targets(event.host):
+                row = self._rows[host]
+                row[event.step] = cell
+                if event.state == "failed":
+                    row["status"], row["detail"] = "failed", event.detail
+                elif row["status"] != "failed":
+                    row["status"] = "running"
+        self._refresh()
+
+    def finish(self, result: Any) -> None:
+        """Set each host's final status from an install result (None: the install was stopped)."""
+        for host, row in self._rows.items():
+            outcome = result.hosts.get(host) if result is not None else None
+            if outcome is not None:
+                row["status"] = "ok" if outcome.ok else "failed"
+                row["detail"] = outcome.error
+            elif row["status"] == "running":
+                row["status"] = "stopped"
+            for step in self._steps:
+                if row.get(step) == "running":
+                    row[step] = "stopped"
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._table.value = self.frame
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._table
+
+
+def _color_status(value: Any) -> str:
+    word = str(value).split(" ")[0]
+    color = _STATUS_COLORS.get(word)
+    return f"color: {color}; font-weight: 600" if color else ""
+
+
+class InstallSection(pn.viewable.Viewer):
+    """The "Install" card: snippet, INSTALL / Cancel, readiness, status per host and Install logs."""
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.snippet = SnippetView(state, "install")
+        self.install_button = pn.widgets.Button(
+            label="INSTALL", color="primary", icon="download", width=140,
+            disabled=pn.bind(lambda busy, settings: bool(busy) or settings is None, state.param.busy, state.param.settings),
+        )
+        self.install_button.on_click(self._install)
+        self.cancel_button = pn.widgets.Button(
+            label="Cancel", color="light", icon="square", width=110,
+            disabled=pn.bind(lambda busy: busy != "INSTALL", state.param.busy),
+        )
+        self.cancel_button.on_click(lambda _e: state.cancel())
+        self.action = ActionStatus(state, "INSTALL", "Installing the worker environment… (logs stream below)")
+        self.readiness = pn.pane.Alert("", sizing_mode="stretch_width", margin=(5, 10))
+        self.hosts = HostStatusTable(self._hosts(), ready=state.installed)
+        self.logs = LogView(state.bus, sources=("install",), title="Install logs",
+                            empty_text="No install logs yet: they stream here, line by line, while INSTALL runs.")
+        self._feed = EventFeed(state.bus, lambda e: isinstance(e, StepEvent), self.hosts.apply, replay=False)
+        self._state_watchers, self._model_watchers = Watchers(), Watchers()
+        self._state_watchers.watch(state, self._busy_changed, ["busy"])
+        self._state_watchers.watch(state, self._reset_hosts, ["settings"])
+        self._state_watchers.watch(state, self._show_readiness,
+                                   ["installed", "install_note", "install_result", "busy", "settings"])
+        self.action.param.watch(self._show_readiness, ["error"])
+        self._reset_hosts()
+        self._show_readiness()
+        self._layout = pn.Card(
+            pn.pane.Markdown("Provision the worker environment of every host (virtual environment, app "
+                             "dependencies, Cython build when enabled) with this snippet or the INSTALL button.",
+                             styles=_MUTED, margin=(0, 10)),
+            self.snippet,
+            pn.Row(self.install_button, self.cancel_button, margin=(5, 0)),
+            self.action,
+            self.readiness,
+            pn.pane.Markdown("**Status per host**", margin=(5, 10, 0, 10)),
+            self.hosts,
+            self.logs,
+            title="Install", sizing_mode="stretch_width", collapsible=True,
+        )
+
+    # -- actions -------------------------------------------------------------------------------------
+    async def _install(self, _event: Any = None) -> None:
+        await self.state.install()
+
+    # -- views ---------------------------------------------------------------------------------------
+    def _hosts(self) -> list[str]:
+        settings = self.state.settings
+        return list(settings.cluster.workers) if settings is not None else []
+
+    def _reset_hosts(self, *_events: Any) -> None:
+        self._model_watchers.clear()
+        if self.state.settings is not None:
+            self._model_watchers.watch(self.state.settings.cluster, self._workers_changed, ["workers"])
+        self.hosts.reset(self._hosts(), ready=self.state.installed)
+
+    def _workers_changed(self, *_events: Any) -> None:
+        if not self.state.busy:
+            self.hosts.reset(self._hosts(), ready=self.state.installed)
+
+    def _busy_changed(self, event: param.parameterized.Event) -> None:
+        if event.new == "INSTALL":
+            self.hosts.reset(self._hosts())
+        elif event.old == "INSTALL":
+            self._feed.flush()
+            self.hosts.finish(self.state.install_result)
+
+    def _show_readiness(self, *_events: Any) -> None:
+        state, alert = self.state, self.readiness
+        alert.visible = True
+        if state.settings is None:
+            alert.object, alert.alert_type = "Install needs valid settings: see System settings above.", "warning"
+        elif state.busy == "INSTALL":
+            alert.visible = False
+        elif state.installed and state.install_result is not None:
+            result = state.install_result
+            hosts = ", ".join(f"`{h}`" for h in result.hosts)
+            alert.object = (f"**Ready.** The worker environment is installed on {hosts} "
+                            f"({result.seconds:.1f} s). Run is enabled.")
+            alert.alert_type = "success"
+        elif state.installed:
+            alert.object = ("**Ready.** A previous install is still valid for these settings: Run is enabled. "
+                            "INSTALL again only after changing the app or its dependencies.")
+            alert.alert_type = "success"
+        elif self.action.error:
+            alert.object = "**Not ready.** Fix what failed (see the host table and the logs) and run INSTALL again."
+            alert.alert_type = "warning"
+        else:
+            note = f"  \n{state.install_note}" if state.install_note else ""
+            alert.object = f"**Run INSTALL first** to prepare the worker environment; Run is enabled once it succeeds.{note}"
+            alert.alert_type = "info"
+
+    @property
+    def status_text(self) -> str:
+        """The readiness message shown now (empty while INSTALL runs)."""
+        return self.readiness.object if self.readiness.visible else ""
+
+    def start(self) -> None:
+        self._feed.start()
+        self.logs.start()
+
+    def close(self) -> None:
+        """Stop the live updates and stop following the state (the section is being dropped)."""
+        self._feed.close()
+        self.logs.close()
+        self.action.close()
+        self.snippet.close()
+        self._state_watchers.clear()
+        self._model_watchers.clear()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        self.start()
+        return self._layout

@@ -1,0 +1,355 @@
+"""Live logs and action outcomes: the feedback pieces every section reuses.
+
+:class:`EventFeed` queues events from an :class:`~agilab_panel.events.EventBus` (listeners run in the
+emitting thread) and hands them over in batches from a periodic callback on the session's event loop,
+so widgets are only touched where Bokeh allows it and the browser gets a few small updates per second
+however fast lines arrive. :class:`LogView` shows :class:`~agilab_panel.events.LogLine` events live,
+with a level filter, a text filter, "follow the tail" and a download. :class:`ActionStatus` shows a
+state action while it runs and, when it fails, a readable error with the details on demand.
+"""
+from __future__ import annotations
+
+import html
+import io
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import panel as pn
+import param
+
+from ..events import Event, EventBus, LogLine
+
+__all__ = ["LEVELS", "EventFeed", "LogView", "ActionStatus", "Watchers", "details_card"]
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+_MAX_CHUNKS = 40  # appended HTML blocks before they are merged into one
+
+_LOG_CSS = """
+:host { width: 100%; }
+.log { font-family: var(--font-monospace, ui-monospace, SFMono-Regular, Menlo, Consolas, monospace);
+       font-size: 12px; line-height: 1.45; margin: 0; white-space: pre-wrap; word-break: break-word; }
+.line { padding: 0 8px; }
+.t { color: #8a8f98; }
+.h { color: #5c7cbd; }
+.lv { display: inline-block; min-width: 4.2em; font-weight: 600; }
+.DEBUG .lv, .DEBUG { color: #8a8f98; }
+.INFO .lv { color: #2e7d32; }
+.WARNING { background: rgba(255, 193, 7, 0.10); }
+.WARNING .lv { color: #b26a00; }
+.ERROR { background: rgba(220, 53, 69, 0.10); }
+.ERROR .lv { color: #c62828; }
+.stderr .x { color: #7a4b00; }
+"""
+_BOX_STYLES = {
+    "border": "1px solid var(--neutral-stroke-rest, #d0d7de)",
+    "border-radius": "6px",
+    "background": "var(--neutral-fill-rest, #fbfbfc)",
+}
+_MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
+
+
+class Watchers:
+    """Param watchers a component sets on objects it does not own (the state, a settings model), so
+    it can drop them all at once when it is rebuilt or closed."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[Any, Any]] = []
+
+    def watch(self, owner: Any, fn: Callable[..., Any], names: str | list[str]) -> None:
+        self._items.append((owner, owner.param.watch(fn, names)))
+
+    def clear(self) -> None:
+        for owner, watcher in self._items:
+            owner.param.unwatch(watcher)
+        self._items.clear()
+
+
+class EventFeed:
+    """Queue the events ``accept`` lets through and pass them to ``on_batch`` every ``period`` ms.
+
+    The bus listener only appends to a queue (any thread); :meth:`flush` hands the queue over in one
+    batch. :meth:`start` schedules the flush as a periodic callback of the current session (or of the
+    running asyncio loop in a notebook); without either, call :meth:`flush` yourself.
+    """
+
+    def __init__(self, bus: EventBus, accept: Callable[[Event], bool], on_batch: Callable[[list[Event]], None],
+                 *, period: int = 200, replay: bool = True) -> None:
+        self.bus, self.accept, self.on_batch, self.period = bus, accept, on_batch, period
+        self._lock = threading.Lock()
+        self._queue: deque[Event] = deque()
+        self._callback: Any = None
+        if replay:
+            for event in list(bus.history):
+                self._on_event(event)
+        self._remove = bus.add_listener(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if self.accept(event):
+            with self._lock:
+                self._queue.append(event)
+
+    def flush(self) -> int:
+        """Hand the queued events to ``on_batch``; returns how many there were."""
+        with self._lock:
+            batch = list(self._queue)
+            self._queue.clear()
+        if batch:
+            self.on_batch(batch)
+        return len(batch)
+
+    def start(self) -> None:
+        if self._callback is None:
+            self._callback = pn.state.add_periodic_callback(self.flush, period=self.period)
+            if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+                pn.state.on_session_destroyed(lambda _ctx: self.close())
+
+    def close(self) -> None:
+        """Stop the periodic flush and stop listening to the bus."""
+        if self._callback is not None:
+            self._callback.stop()
+            self._callback = None
+        if self._remove is not None:
+            self._remove()
+            self._remove = None
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def format_line(line: LogLine) -> str:
+    """One log line as plain text: ``12:01:02 INFO    [host] step: text``."""
+    where = f"[{line.host}] " if line.host else ""
+    step = f"{line.step}: " if line.step else ""
+    return f"{_clock(line.time)} {line.level:<7} {where}{step}{line.text}"
+
+
+def _line_html(line: LogLine) -> str:
+    where = f'<span class="h">[{html.escape(line.host)}]</span> ' if line.host else ""
+    step = f'<span class="h">{html.escape(line.step)}:</span> ' if line.step else ""
+    return (f'<div class="line {line.level} {line.stream}"><span class="t">{_clock(line.time)}</span> '
+            f'<span class="lv">{line.level}</span> {where}{step}<span class="x">{html.escape(line.text)}</span></div>')
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "logs"
+
+
+class LogView(pn.viewable.Viewer):
+    """Log lines from ``bus`` (only those of ``sources`` when given), live, in a titled card.
+
+    Keeps the last ``max_lines`` lines; shows those at or above ``level`` that contain ``search``;
+    follows the tail while ``follow`` is on. ``flush()`` applies the queued lines at once (the periodic
+    callback started on first display calls it; tests can call it directly).
+    """
+
+    level = param.Selector(default="INFO", objects=list(LEVELS), doc="Lowest level shown.")
+    search = param.String(default="", doc="Show only lines containing this text (case-insensitive).")
+    follow = param.Boolean(default=True, doc="Keep the newest line in view.")
+    max_lines = param.Integer(default=5000, bounds=(10, None), doc="Lines kept; older ones are dropped.")
+    period = param.Integer(default=200, bounds=(50, 10_000), doc="Milliseconds between two flushes.")
+    height = param.Integer(default=300, bounds=(80, None), doc="Height of the scrolling log box.")
+    empty_text = param.String(default="No log lines yet.", doc="Shown while no line matches.")
+
+    def __init__(self, bus: EventBus, sources: tuple[str, ...] | None = None, title: str = "Logs", **params: Any) -> None:
+        super().__init__(**params)
+        self.bus = bus
+        self.sources = tuple(sources) if sources else None
+        self.title = title
+        self._lines: deque[LogLine] = deque(maxlen=self.max_lines)
+        self._chunks: list[pn.pane.HTML] = []
+        self._box = pn.Column(
+            scroll=True, height=self.height, sizing_mode="stretch_width", styles=_BOX_STYLES,
+            auto_scroll_limit=1_000_000 if self.follow else 0, scroll_button_threshold=40, view_latest=True,
+            margin=(5, 10),
+        )
+        self._empty = pn.pane.Markdown(self.empty_text, styles=_MUTED, margin=(5, 10))
+        self._count = pn.pane.Markdown("", styles=_MUTED, margin=(5, 10), align="center")
+        self._download = pn.widgets.FileDownload(
+            callback=self._download_io, filename=f"{_slug(title)}.log", label="Download",
+            color="light", icon="download", embed=False, width=130, align="end",
+        )
+        self._clear = pn.widgets.Button(label="Clear", color="light", icon="eraser", width=90, align="end")
+        self._clear.on_click(lambda _e: self.clear())
+        toolbar = pn.Row(
+            pn.widgets.Select.from_param(self.param.level, label="Level", width=110),
+            pn.widgets.TextInput.from_param(self.param.search, label="Filter", placeholder="text in the line",
+                                            width=220),
+            pn.widgets.Checkbox.from_param(self.param.follow, label="Follow the tail", align="end", margin=(5, 10, 12, 10)),
+            pn.layout.HSpacer(),
+            self._count, self._clear, self._download,
+            sizing_mode="stretch_width",
+        )
+        self._layout = pn.Card(toolbar, self._empty, self._box, title=title, sizing_mode="stretch_width",
+                               collapsible=True, margin=(5, 0))
+        self._feed = EventFeed(bus, self._accepts, self._append, period=self.period)
+        self._render()
+
+    # -- data ----------------------------------------------------------------------------------------
+    def _accepts(self, event: Event) -> bool:
+        return isinstance(event, LogLine) and (self.sources is None or event.source in self.sources)
+
+    def _shown(self, line: LogLine) -> bool:
+        if _RANK.get(line.level, 1) < _RANK[self.level]:
+            return False
+        return not self.search or self.search.lower() in line.text.lower()
+
+    @property
+    def lines(self) -> list[LogLine]:
+        """Every line kept (the level and text filters do not apply)."""
+        return list(self._lines)
+
+    @property
+    def visible_lines(self) -> list[LogLine]:
+        """The lines the view shows now."""
+        return [line for line in self._lines if self._shown(line)]
+
+    @property
+    def text(self) -> str:
+        """The shown lines as plain text."""
+        return "\n".join(format_line(line) for line in self.visible_lines)
+
+    def download_text(self) -> str:
+        """Every kept line as plain text (what the Download button saves)."""
+        return "\n".join(format_line(line) for line in self._lines) + ("\n" if self._lines else "")
+
+    def _download_io(self) -> io.StringIO:
+        return io.StringIO(self.download_text())
+
+    # -- updates -------------------------------------------------------------------------------------
+    def push(self, line: LogLine) -> None:
+        """Queue one line by hand (what the bus listener does)."""
+        self._feed._on_event(line)
+
+    def flush(self) -> int:
+        """Show the queued lines now; returns how many arrived."""
+        return self._feed.flush()
+
+    def _append(self, batch: list[Event]) -> None:
+        lines = [e for e in batch if isinstance(e, LogLine)]
+        dropped = len(self._lines) + len(lines) > self._lines.maxlen
+        self._lines.extend(lines)
+        if dropped or len(self._chunks) >= _MAX_CHUNKS:
+            self._render()
+            return
+        shown = [line for line in lines if self._shown(line)]
+        if shown:
+            chunk = self._chunk(shown)
+            self._chunks.append(chunk)
+            self._box.append(chunk)
+        self._update_counts()
+
+    def _chunk(self, lines: Iterable[LogLine]) -> pn.pane.HTML:
+        body = "".join(_line_html(line) for line in lines)
+        return pn.pane.HTML(f'<div class="log">{body}</div>', stylesheets=[_LOG_CSS], sizing_mode="stretch_width",
+                            margin=0)
+
+    @param.depends("level", "search", watch=True)
+    def _render(self) -> None:
+        shown = self.visible_lines
+        self._chunks = [self._chunk(shown)] if shown else []
+        self._box.objects = list(self._chunks)
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        kept = len(self._lines)
+        shown = sum(1 for line in self._lines if self._shown(line)) if kept else 0
+        self._count.object = f"{kept} lines" if shown == kept else f"{shown} of {kept} lines shown"
+        self._empty.object = self.empty_text if not kept else "No line matches the filters."
+        self._empty.visible = shown == 0
+        self._box.visible = shown > 0
+
+    @param.depends("follow", watch=True)
+    def _follow_changed(self) -> None:
+        self._box.auto_scroll_limit = 1_000_000 if self.follow else 0
+        if self.follow and self._chunks:
+            self._box.scroll_to(len(self._box.objects) - 1)
+
+    @param.depends("empty_text", watch=True)
+    def _empty_changed(self) -> None:
+        self._update_counts()
+
+    def clear(self) -> None:
+        """Forget the lines kept so far."""
+        self._lines.clear()
+        self._render()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Flush queued lines every ``period`` ms on the current session's event loop."""
+        self._feed.start()
+
+    def close(self) -> None:
+        """Stop following the bus and stop the periodic flush."""
+        self._feed.close()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        self.start()
+        return self._layout
+
+
+def details_card(details: str, title: str = "Details") -> pn.Card:
+    """A collapsed card holding a long text (a traceback, a command's output), shown on demand."""
+    return pn.Card(
+        pn.pane.HTML(f"<pre>{html.escape(details)}</pre>", sizing_mode="stretch_width",
+                     styles={"font-size": "12px", "overflow-x": "auto"}, margin=(0, 10)),
+        title=title, collapsed=True, sizing_mode="stretch_width", margin=(0, 0, 5, 0),
+        header_background="transparent",
+    )
+
+
+class ActionStatus(pn.viewable.Viewer):
+    """How one action of the state (``"INSTALL"``, ``"RUN"``...) is going.
+
+    While it runs: a spinner and ``running_text``. When it ends with an error: the readable message and
+    its details (the traceback) in a collapsed card. A cancelled action is a warning. Success shows
+    nothing (the section says what success means). Works whoever started the action.
+    """
+
+    error = param.String(default="", doc="Readable error of the last run of the action.")
+    details = param.String(default="", doc="Details (traceback) of that error.")
+    running = param.Boolean(default=False, doc="The action is running now.")
+
+    def __init__(self, state: Any, action: str, running_text: str | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.state, self.action = state, action
+        self.running_text = running_text or f"{action} is running…"
+        self._spinner = pn.indicators.LoadingSpinner(value=True, size=20, margin=(8, 10), visible=False)
+        self._running = pn.pane.Markdown(self.running_text, margin=(5, 0), visible=False)
+        self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(5, 10))
+        self._details = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._layout = pn.Column(pn.Row(self._spinner, self._running), self._alert, self._details,
+                                 sizing_mode="stretch_width", margin=0)
+        self._watchers = Watchers()
+        self._watchers.watch(state, self._busy_changed, ["busy"])
+        self.running = state.busy == action
+        self._show()
+
+    def _busy_changed(self, event: param.parameterized.Event) -> None:
+        if event.new == self.action:
+            self.param.update(running=True, error="", details="")
+        elif event.old == self.action:
+            self.param.update(running=False, error=self.state.error, details=self.state.error_details)
+
+    def clear(self) -> None:
+        self.param.update(error="", details="")
+
+    def close(self) -> None:
+        """Stop following the state."""
+        self._watchers.clear()
+
+    @param.depends("error", "details", "running", watch=True)
+    def _show(self) -> None:
+        self._spinner.visible = self._running.visible = self.running
+        self._alert.object = self.error
+        self._alert.alert_type = "warning" if self.error.endswith("cancelled") else "danger"
+        self._alert.visible = bool(self.error)
+        self._details.objects = [details_card(self.details)] if self.error and self.details else []
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

@@ -1,0 +1,275 @@
+"""System settings: the cluster toggles and fields, written back to ``app_settings.toml`` on each change.
+
+Toggles and free-text fields are bound to the :class:`~agilab_panel.settings.ClusterSettings` model;
+the fields the model validates (scheduler ``host[:port]``, the worker map) go through it, and a value
+it refuses is shown as an error under the field while the model and the file keep the last good value.
+Every accepted change is saved at once (``AppSettings.save_cluster(name)``).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import panel as pn
+import param
+
+from ..hosts import is_local_host
+from ..modes import mode_expression, mode_to_str
+from .logs import Watchers
+
+__all__ = ["FieldMessage", "SystemSettingsSection", "workers_summary"]
+
+_MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
+_INVALID_CSS = ":host(.invalid) .bk-input { border-color: #d9534f; box-shadow: 0 0 0 1px #d9534f; }"
+_PERSISTED = ("cluster_enabled", "pool", "cython", "rapids", "verbose", "scheduler", "user", "ssh_key_path",
+              "workers", "workers_data_path")
+_WORKERS_EXAMPLE = '{"127.0.0.1": 2}'
+
+
+class FieldMessage(pn.viewable.Viewer):
+    """The error (or hint) shown right under one input; marks the input invalid while an error shows."""
+
+    text = param.String(default="", doc="The message; empty hides it.")
+    kind = param.Selector(default="error", objects=["error", "hint"])
+
+    def __init__(self, widget: pn.widgets.Widget | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.widget = widget
+        if widget is not None:
+            widget.stylesheets = [*widget.stylesheets, _INVALID_CSS]
+        self._pane = pn.pane.Alert("", alert_type="danger", margin=(0, 10, 5, 10), sizing_mode="stretch_width",
+                                   visible=False, styles={"font-size": "13px", "padding": "4px 10px"})
+        self._show()
+
+    def error(self, text: str) -> None:
+        self.param.update(text=text, kind="error")
+
+    def clear(self) -> None:
+        self.text = ""
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.text) and self.kind == "error"
+
+    @param.depends("text", "kind", watch=True)
+    def _show(self) -> None:
+        self._pane.object = self.text
+        self._pane.alert_type = "danger" if self.kind == "error" else "info"
+        self._pane.visible = bool(self.text)
+        if self.widget is not None:
+            classes = [c for c in self.widget.css_classes if c != "invalid"]
+            self.widget.css_classes = classes + (["invalid"] if self.is_error else [])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._pane
+
+
+def workers_summary(workers: dict[str, int]) -> str:
+    """``**3 worker slots** on 2 hosts: `127.0.0.1` × 2 (this machine), `node-1` × 1``."""
+    slots = sum(workers.values())
+    hosts = ", ".join(
+        f"`{host}` × {n}" + (" (this machine)" if is_local_host(host) else "") for host, n in workers.items()
+    )
+    return (f"**{slots} worker slot{'s' if slots != 1 else ''}** on {len(workers)} "
+            f"host{'s' if len(workers) != 1 else ''}: {hosts}")
+
+
+def _mode_text(cluster: Any) -> str:
+    mode = cluster.mode
+    return (f"**Calculated mode hint:** {cluster.mode_hint}  \n"
+            f"Mode string `{mode_to_str(mode)}` · in snippets `{mode_expression(mode)}`")
+
+
+class SystemSettingsSection(pn.viewable.Viewer):
+    """The "System settings" card of one app: execution toggles, scheduler, SSH, worker map, verbosity.
+
+    Rebuilds itself when the state loads other settings (another app, a reseed). When the settings file
+    cannot be read, shows why (file and line) and offers to reseed it from the app's copy.
+    """
+
+    saved_note = param.String(default="", doc="What the last save wrote (or why it could not).")
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self._model_watchers = Watchers()
+        self._state_watchers = Watchers()
+        self.widgets: dict[str, pn.widgets.Widget] = {}
+        self.messages: dict[str, FieldMessage] = {}
+        self._body = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._layout = pn.Card(self._body, title="System settings", sizing_mode="stretch_width", collapsible=True)
+        self._state_watchers.watch(state, self._rebuild, ["settings", "settings_error"])
+        self._rebuild()
+
+    # -- building ------------------------------------------------------------------------------------
+    def _rebuild(self, *_events: Any) -> None:
+        self._model_watchers.clear()
+        self.widgets, self.messages = {}, {}
+        settings = self.state.settings
+        if settings is None:
+            self._body.objects = self._broken_view()
+            return
+        self._body.objects = self._settings_view(settings.cluster)
+
+    def _broken_view(self) -> list[pn.viewable.Viewable]:
+        reason = self.state.settings_error or "The settings could not be loaded."
+        button = pn.widgets.Button(label="Reseed settings (keeps a backup)", color="warning", icon="refresh")
+        button.on_click(self._reseed)
+        self.widgets["reseed"] = button
+        self._reseed_message = FieldMessage()
+        return [
+            pn.pane.Alert(
+                "**The settings file could not be read**, so it is left untouched.  \n"
+                f"`{reason}`  \n"
+                "Fix the file by hand and reload the page, or start again from the app's versioned settings: "
+                "the broken file is kept beside it as a backup.",
+                alert_type="danger", sizing_mode="stretch_width",
+            ),
+            button,
+            self._reseed_message,
+        ]
+
+    def _reseed(self, _event: Any = None) -> None:
+        try:
+            backup = self.state.reseed_settings()
+        except Exception as exc:  # shown, not raised: the page stays usable
+            self._reseed_message.error(f"Could not reseed the settings: {exc}")
+            return
+        if backup is not None:
+            self.saved_note = f"Settings reseeded; the broken file was kept as {backup.name}."
+
+    def _settings_view(self, cluster: Any) -> list[pn.viewable.Viewable]:
+        w = self.widgets
+        labels = {"pool": "pool", "cython": "cython", "rapids": "rapids", "cluster_enabled": "Enable cluster"}
+        for name, label in labels.items():
+            w[name] = pn.widgets.Switch.from_param(cluster.param[name], label=label, width=130 if name == "cluster_enabled" else 80,
+                                                   margin=(8, 16, 8, 10))
+        toggles = pn.Row(*(w[name] for name in labels), margin=(5, 0))
+        mode_hint = pn.pane.Markdown(
+            pn.bind(lambda *_: _mode_text(cluster), *(cluster.param[n] for n in ("pool", "cython", "rapids", "cluster_enabled"))),
+            sizing_mode="stretch_width", margin=(0, 10),
+            styles={"background": "var(--neutral-fill-rest, #f3f6fa)", "border-radius": "6px", "padding": "0 8px"},
+        )
+        self.mode_hint = mode_hint
+
+        w["scheduler"] = pn.widgets.TextInput(
+            label="Scheduler host[:port]", value=cluster.scheduler, placeholder="empty: start a scheduler on this machine",
+            description="Dask scheduler to use in cluster mode, e.g. 192.168.1.10:8786 or [::1]:8786.",
+            sizing_mode="stretch_width",
+        )
+        self.messages["scheduler"] = FieldMessage(w["scheduler"])
+        w["scheduler"].param.watch(self._commit_scheduler, "value")
+
+        w["workers"] = pn.widgets.TextInput(
+            label="Worker map", value=json.dumps(cluster.workers), placeholder=_WORKERS_EXAMPLE,
+            description='JSON object of host → worker slots, e.g. {"192.168.1.21": 1, "192.168.1.22": 2}. '
+                        "Hosts may be IPv4, IPv6 or DNS names.",
+            sizing_mode="stretch_width",
+        )
+        self.messages["workers"] = FieldMessage(w["workers"])
+        w["workers"].param.watch(self._commit_workers, "value")
+        summary = pn.pane.Markdown(
+            pn.bind(workers_summary, cluster.param.workers), margin=(0, 10), styles=_MUTED, sizing_mode="stretch_width",
+        )
+
+        w["user"] = pn.widgets.TextInput.from_param(
+            cluster.param.user, label="SSH user", placeholder="for remote hosts (passwords are never stored)",
+            sizing_mode="stretch_width",
+        )
+        w["ssh_key_path"] = pn.widgets.TextInput.from_param(
+            cluster.param.ssh_key_path, label="SSH key path", placeholder="~/.ssh/id_ed25519", sizing_mode="stretch_width",
+        )
+        w["verbose"] = pn.widgets.IntSlider.from_param(
+            cluster.param.verbose, label="Verbosity level", start=0, end=3, step=1, width=220,
+        )
+        w["workers_data_path"] = pn.widgets.TextInput.from_param(
+            cluster.param.workers_data_path, label="Workers data path", placeholder="empty: the cluster share",
+            sizing_mode="stretch_width",
+        )
+
+        self._model_watchers.watch(cluster, self._persist, list(_PERSISTED))
+        self._model_watchers.watch(cluster, self._model_to_text, ["scheduler", "workers"])
+        self._saved = pn.pane.Markdown(self.param.saved_note, styles=_MUTED, margin=(0, 10), sizing_mode="stretch_width")
+        self._save_error = FieldMessage()
+        self.saved_note = ""
+        return [
+            toggles,
+            mode_hint,
+            pn.Row(
+                pn.Column(w["scheduler"], self.messages["scheduler"], sizing_mode="stretch_width"),
+                pn.Column(w["workers"], self.messages["workers"], summary, sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            ),
+            pn.Row(w["user"], w["ssh_key_path"], sizing_mode="stretch_width"),
+            pn.Row(w["verbose"], w["workers_data_path"], sizing_mode="stretch_width"),
+            self._save_error,
+            self._saved,
+        ]
+
+    # -- field commits (the model validates; a refused value stays out of the model and the file) ----------
+    def _commit_scheduler(self, event: param.parameterized.Event) -> None:
+        try:
+            self.state.settings.cluster.scheduler = event.new.strip()
+        except ValueError as exc:
+            kept = self.state.settings.cluster.scheduler or "empty (a local scheduler)"
+            self.messages["scheduler"].error(f"Not saved: {exc}. Use host or host:port (IPv6 as [addr]:port). "
+                                             f"Keeping {kept}.")
+        else:
+            self.messages["scheduler"].clear()
+
+    def _commit_workers(self, event: param.parameterized.Event) -> None:
+        message = self.messages["workers"]
+        try:
+            value = json.loads(event.new)
+        except json.JSONDecodeError as exc:
+            message.error(f"Not saved: this is not JSON ({exc.msg} at column {exc.colno}), e.g. {_WORKERS_EXAMPLE}. "
+                          f"Keeping {json.dumps(self.state.settings.cluster.workers)}.")
+            return
+        if not isinstance(value, dict):
+            message.error(f"Not saved: the worker map must be a JSON object of host → slots, e.g. {_WORKERS_EXAMPLE}. "
+                          f"Keeping {json.dumps(self.state.settings.cluster.workers)}.")
+            return
+        try:
+            self.state.settings.cluster.workers = value
+        except ValueError as exc:
+            message.error(f"Not saved: {exc}. Keeping {json.dumps(self.state.settings.cluster.workers)}.")
+        else:
+            message.clear()
+
+    def _model_to_text(self, *events: param.parameterized.Event) -> None:
+        """Show values set elsewhere (a reload, another component) in the text fields."""
+        for event in events:
+            widget = self.widgets.get(event.name)
+            text = json.dumps(event.new) if event.name == "workers" else event.new
+            if widget is not None and not self.messages[event.name].is_error:
+                current = widget.value
+                same = False
+                if event.name == "workers":
+                    try:
+                        same = json.loads(current) == event.new
+                    except ValueError:
+                        same = False
+                else:
+                    same = current.strip() == event.new
+                if not same:
+                    widget.value = text
+
+    # -- saving --------------------------------------------------------------------------------------
+    def _persist(self, *events: param.parameterized.Event) -> None:
+        names = [e.name for e in events]
+        try:
+            self.state.settings.save_cluster(*names)
+        except Exception as exc:  # a file broken meanwhile, a full disk: say so, keep the page alive
+            self._save_error.error(f"Could not save {', '.join(names)}: {exc}")
+            self.saved_note = ""
+        else:
+            self._save_error.clear()
+            self.saved_note = f"Saved {', '.join(names)} to app_settings.toml."
+
+    def close(self) -> None:
+        """Stop following the state and the settings model (the section is being dropped)."""
+        self._state_watchers.clear()
+        self._model_watchers.clear()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

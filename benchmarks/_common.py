@@ -1,0 +1,29 @@
+"""Shared set-up for the benchmark scripts: a throwaway AGILAB home unless one is given."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def use_temp_home() -> Path:
+    """Point every per-user path at a temporary folder (kept for inspection) unless AGILAB_HOME is set."""
+    if os.environ.get("AGILAB_HOME"):
+        return Path(os.environ["AGILAB_HOME"])
+    root = Path(tempfile.mkdtemp(prefix="agilab-bench-"))
+    os.environ.update(
+        AGILAB_HOME=str(root / "home"),
+        AGI_CLUSTER_SHARE=str(root / "share"),
+        AGILAB_EXPORT_ABS=str(root / "export"),
+        AGILAB_LOG_ABS=str(root / "log"),
+    )
+    return root / "home"
+
+
+@contextmanager
+def timed(store: dict, key: str):
+    start = time.perf_counter()
+    yield
+    store[key] = time.perf_counter() - start

@@ -1,0 +1,99 @@
+"""Install: snippet, readiness messages, status per host from step events, live logs, a real INSTALL."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agilab_panel.events import StepEvent
+from agilab_panel.ui.install_section import InstallSection
+from agilab_panel.ui.state import OrchestrateState
+
+from .conftest import visible_text
+
+REMOTE = "192.0.2.10"  # TEST-NET-1: documentation only, never reachable
+
+
+async def _wait_idle(state: OrchestrateState, timeout: float = 120.0) -> None:
+    await asyncio.sleep(0)
+    for _ in range(int(timeout / 0.05)):
+        if not state.busy:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{state.busy} still running")
+
+
+def test_empty_state_and_snippet(minimal_state: OrchestrateState) -> None:
+    section = InstallSection(minimal_state)
+    text = visible_text(section)
+    assert "Run INSTALL first" in text and "not installed" in text
+    assert "AGI.install(" in section.snippet.source and "AGI.install(" in text
+    assert "Install logs" in text and "No install logs yet" in text
+    assert section.hosts.frame[["host", "status"]].values.tolist() == [["127.0.0.1", "pending"]]
+    assert not section.install_button.disabled and section.cancel_button.disabled
+    minimal_state.busy = "RUN"  # any running action blocks INSTALL
+    assert section.install_button.disabled and section.cancel_button.disabled
+    minimal_state.busy = ""
+    minimal_state.settings.cluster.pool = True  # the snippet follows the toggles
+    assert "AGI.POOL_MODE" in section.snippet.source
+
+
+def test_previous_install_still_valid(minimal_state: OrchestrateState) -> None:
+    minimal_state.installed = True  # what the state finds at load after a still-valid install
+    section = InstallSection(minimal_state)
+    assert "previous install is still valid" in section.status_text
+    assert section.hosts.status("127.0.0.1") == "ready"
+
+
+def test_step_events_fill_the_host_table(minimal_state: OrchestrateState) -> None:
+    minimal_state.settings.cluster.workers = {"127.0.0.1": 1, "localhost": 1, REMOTE: 1}
+    section = InstallSection(minimal_state)
+    assert section.hosts.frame["status"].tolist() == ["pending"] * 3
+    bus = minimal_state.bus
+    bus.emit(StepEvent(host="127.0.0.1", step="venv", state="skipped"))
+    bus.emit(StepEvent(host="127.0.0.1", step="runtime", state="started"))
+    bus.emit(StepEvent(host=REMOTE, step="ssh", state="failed", detail="remote hosts need an SSH install"))
+    section._feed.flush()
+    table = section.hosts
+    assert table.step("127.0.0.1", "venv") == "cached" and table.step("localhost", "runtime") == "running"
+    assert table.status("localhost") == "running"  # local hosts share one environment
+    assert table.status(REMOTE) == "failed" and "SSH" in table.frame.set_index("host").loc[REMOTE, "detail"]
+    bus.emit(StepEvent(host="127.0.0.1", step="runtime", state="done", seconds=2.5))
+    section._feed.flush()
+    assert table.step("127.0.0.1", "runtime") == "ok 2.5s"
+    assert list(table.frame.columns) == ["host", "status", "venv", "runtime", "ssh", "detail"]
+
+
+async def test_failed_install_names_the_host(minimal_state: OrchestrateState) -> None:
+    minimal_state.settings.cluster.workers = {REMOTE: 1}
+    section = InstallSection(minimal_state)
+    await section._install()  # what the INSTALL button runs
+    assert not minimal_state.installed
+    assert section.hosts.status(REMOTE) == "failed"
+    text = visible_text(section)
+    assert f"host {REMOTE}" in text and "INSTALL failed" in text and "Not ready" in text
+    section.logs.flush()
+    assert any(line.level == "ERROR" and REMOTE in line.text for line in section.logs.lines)
+
+
+@pytest.mark.integration
+async def test_real_install_streams_logs_live(minimal_state: OrchestrateState) -> None:
+    section = InstallSection(minimal_state)
+    section.logs.period = 50
+    section.start()  # periodic flushes on the running loop, as on a server session
+    try:
+        section.install_button.clicks += 1
+        await asyncio.sleep(0.05)
+        assert minimal_state.busy == "INSTALL" and section.install_button.disabled and not section.cancel_button.disabled
+        seen_while_running = 0
+        while minimal_state.busy:
+            seen_while_running = max(seen_while_running, len(section.logs.lines))
+            await asyncio.sleep(0.1)
+        assert seen_while_running > 0  # lines arrived before INSTALL ended
+        assert minimal_state.installed, minimal_state.error
+        assert section.hosts.status("127.0.0.1") == "ok"
+        assert section.hosts.step("127.0.0.1", "venv").startswith("ok")
+        assert "Ready." in section.status_text and "Run is enabled" in section.status_text
+        assert any("$ " in line.text for line in section.logs.lines)
+    finally:
+        section.close()

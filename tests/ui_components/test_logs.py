@@ -1,0 +1,121 @@
+"""LogView: source and level filters, the kept-lines cap, download, live flushing; ActionStatus."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import param
+
+from agilab_panel.events import EventBus, StepEvent
+from agilab_panel.ui.logs import ActionStatus, LogView
+
+from .conftest import visible_text
+
+
+def _emit_mixed(bus: EventBus) -> None:
+    for i, level in enumerate(["DEBUG", "INFO", "WARNING", "ERROR"]):
+        bus.log(f"install {level.lower()} {i}", level=level, source="install", host="127.0.0.1", step="venv")
+    bus.log("run line", source="run")
+    bus.emit(StepEvent(host="127.0.0.1", step="venv", state="done"))
+
+
+def test_sources_and_levels() -> None:
+    bus = EventBus()
+    view = LogView(bus, sources=("install",), title="Install logs")
+    _emit_mixed(bus)
+    assert view.lines == []  # nothing shown before a flush
+    assert view.flush() == 4  # the run line and the step event are not for this view
+    assert [line.text for line in view.lines] == ["install debug 0", "install info 1", "install warning 2",
+                                                  "install error 3"]
+    assert [line.level for line in view.visible_lines] == ["INFO", "WARNING", "ERROR"]  # INFO by default
+    view.level = "WARNING"
+    assert [line.level for line in view.visible_lines] == ["WARNING", "ERROR"]
+    assert "install warning 2" in visible_text(view) and "install info 1" not in visible_text(view)
+    view.level = "DEBUG"
+    view.search = "ERROR"
+    assert [line.text for line in view.visible_lines] == ["install error 3"]
+    assert "1 of 4 lines shown" in visible_text(view)
+    assert "Install logs" in visible_text(view)
+
+
+def test_all_sources_history_and_empty_state() -> None:
+    bus = EventBus()
+    bus.log("before the view existed", source="engine")
+    view = LogView(bus, empty_text="Nothing yet.")
+    view.flush()
+    assert [line.text for line in view.lines] == ["before the view existed"]  # history is replayed
+    view.clear()
+    assert "Nothing yet." in visible_text(view)
+
+
+def test_keeps_the_newest_lines_and_downloads_them() -> None:
+    bus = EventBus()
+    view = LogView(bus, max_lines=10)
+    for i in range(25):
+        bus.log(f"line {i}", level="DEBUG" if i % 2 else "INFO")
+        if i % 7 == 0:
+            view.flush()
+    view.flush()
+    assert [line.text for line in view.lines] == [f"line {i}" for i in range(15, 25)]
+    text = view.download_text()  # every kept line, whatever the filter shows
+    assert "line 16" in text and "line 14" not in text and text.count("\n") == 10
+    assert view._download.filename == "logs.log"
+    assert "line 15" not in view.text and "line 16" in view.text  # DEBUG lines hidden from the view
+
+
+def test_appends_chunks_then_merges() -> None:
+    bus = EventBus()
+    view = LogView(bus)
+    for i in range(60):
+        bus.log(f"line {i}")
+        view.flush()
+    assert len(view._box.objects) <= 41  # appended in small chunks, merged before they pile up
+    assert "line 59" in "".join(chunk.object for chunk in view._box.objects)
+    view.follow = False
+    assert view._box.auto_scroll_limit == 0
+    view.follow = True
+    assert view._box.auto_scroll_limit > 0
+
+
+async def test_lines_stream_live_from_another_thread() -> None:
+    bus = EventBus()
+    view = LogView(bus, sources=("install",), period=50)
+    view.start()  # periodic flush on the running loop, as on a server session
+    try:
+        worker = threading.Thread(target=lambda: [bus.log(f"step {i}", source="install") for i in range(5)])
+        worker.start()
+        worker.join()
+        for _ in range(40):
+            if len(view.lines) == 5:
+                break
+            await asyncio.sleep(0.05)
+        assert [line.text for line in view.lines] == [f"step {i}" for i in range(5)]  # no flush() called by hand
+    finally:
+        view.close()
+    bus.log("after close", source="install")
+    await asyncio.sleep(0.12)
+    assert len(view.lines) == 5
+
+
+class _State(param.Parameterized):
+    busy = param.String("")
+    error = param.String("")
+    error_details = param.String("")
+
+
+def test_action_status_shows_error_and_details() -> None:
+    state = _State()
+    status = ActionStatus(state, "INSTALL")
+    state.busy = "INSTALL"
+    assert status.running and "INSTALL is running" in visible_text(status)
+    state.param.update(error="INSTALL failed: host 10.0.0.9: step 'venv' failed: no space left",
+                       error_details="Traceback (most recent call last):\n  ...")
+    state.busy = ""
+    text = visible_text(status)
+    assert "step 'venv' failed" in text and "Details" in text
+    assert "Traceback" not in text  # the details stay collapsed until asked for
+    state.busy = "RUN"  # another action leaves this status alone
+    assert status.error
+    state.busy = ""
+    state.busy = "INSTALL"
+    assert not status.error  # a new run clears the old outcome
