@@ -107,6 +107,7 @@ class AGI:
         *,
         events: EventBus | None = None,
         keep_cluster: bool = True,
+        detach_cluster: bool = False,
         **params: Any,
     ) -> RunResult | BenchmarkResult:
         """Run one mode, or benchmark several (``mode=None`` or a list); returns structured results.
@@ -114,6 +115,8 @@ class AGI:
         ``keep_cluster`` keeps what a run starts warm for the next run of the same app and worker map
         (a Dask cluster, or the local runner that forks mode-0 and pool runs); it still ends with this
         process. ``False`` starts fresh processes and stops them when the run ends.
+        ``detach_cluster`` starts a cluster that outlives this process (found again by later
+        processes; stopped with :meth:`stop_cluster`).
         """
         request = request or RunRequest(params=params)
         bus = _bus(events, app_env)
@@ -121,10 +124,17 @@ class AGI:
         inputs = resolve_inputs(app_env, request.params, request.workers, request.scheduler,
                                 request.data_in, request.data_out, settings=settings)
         if not request.is_benchmark:
-            return await _run_mode(app_env, inputs, request.mode, request, bus, keep_cluster)
+            return await _run_mode(app_env, inputs, request.mode, request, bus, keep_cluster, persistent=detach_cluster)
         enabled = settings.cluster.mode | (modes.RAPIDS_MODE if request.rapids_enabled else 0)
         chosen = list(request.mode) if request.mode is not None else modes.benchmark_modes(enabled)
-        return await _benchmark(app_env, inputs, chosen, request, bus, keep_cluster)
+        return await _benchmark(app_env, inputs, chosen, request, bus, keep_cluster, detach_cluster)
+
+    @staticmethod
+    def stop_cluster(app_env: AgiEnv) -> list[int]:
+        """Stop the cluster an earlier process left running for this app; returns the pids stopped."""
+        from .execute.cluster import stop_kept_cluster
+
+        return stop_kept_cluster(app_env)
 
     @staticmethod
     async def shutdown(keep_persistent: bool = False) -> None:
@@ -203,7 +213,7 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
 
 
 async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: RunRequest, bus: EventBus,
-                     keep_cluster: bool) -> BenchmarkResult:
+                     keep_cluster: bool, persistent: bool = False) -> BenchmarkResult:
     from .benchmark import write_benchmark
     from .install import cython_path, worker_python
 
@@ -211,11 +221,11 @@ async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: R
     errors: dict[int, str] = {}
     if any(m & modes.DASK_MODE for m in chosen):  # start-up is paid once, outside the timings
         cluster, how = await cluster_pool.acquire(env, worker_python(env), inputs.workers, scheduler=inputs.scheduler,
-                                                  cython_path=cython_path(env), bus=bus)
+                                                  cython_path=cython_path(env), bus=bus, persistent=persistent)
         bus.log(f"benchmark: Dask cluster {how} at {cluster.address}", source="run")
     for mode in chosen:
         try:
-            runs.append(await _run_mode(env, inputs, mode, request, bus, keep_cluster=True))
+            runs.append(await _run_mode(env, inputs, mode, request, bus, keep_cluster=True, persistent=persistent))
         except RunError as exc:
             errors[mode] = str(exc)
             bus.log(f"benchmark: {modes.mode_label(mode)} failed: {exc}", level="ERROR", source="run")

@@ -94,7 +94,7 @@ async def _run(ns: argparse.Namespace, modes: Any) -> int:
     request = RunRequest(params=parse_set(ns.set), scheduler=ns.scheduler, workers=_workers(ns.workers), mode=modes,
                          rapids_enabled=getattr(ns, "rapids", False), verbose=ns.verbose, reset_target=ns.reset_target)
     try:
-        result = await AGI.run(env, request=request, events=_bus(ns), keep_cluster=True)
+        result = await AGI.run(env, request=request, events=_bus(ns), keep_cluster=True, detach_cluster=ns.keep_cluster)
     finally:
         await AGI.shutdown(keep_persistent=ns.keep_cluster)
     if hasattr(result, "table"):
@@ -120,6 +120,14 @@ def _apps(ns: argparse.Namespace) -> int:
     found = discover_apps([Path(p) for p in ns.apps_path or []])
     data = {name: {"path": str(path), "description": load_app(path).description} for name, path in found.items()}
     _emit(ns, data, "\n".join(f"{n:<20} {d['description']}" for n, d in data.items()))
+    return 0
+
+
+def _cluster(ns: argparse.Namespace) -> int:
+    from .agi import AGI
+
+    pids = AGI.stop_cluster(_env(ns))
+    _emit(ns, {"stopped": pids}, f"stopped {len(pids)} processes" if pids else "no kept cluster")
     return 0
 
 
@@ -207,6 +215,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--reset-target", action="store_true", help="empty data_out before running")
         p.add_argument("--keep-cluster", action="store_true", help="leave a started Dask cluster running for later runs")
         p.set_defaults(coro=_run)
+
+    p = sub.add_parser("cluster", help="manage a cluster kept with --keep-cluster")
+    p.add_argument("action", choices=["stop"])
+    common(p)
+    p.set_defaults(handler=_cluster)
 
     p = sub.add_parser("snippet", help="print a generated snippet")
     p.add_argument("kind", choices=["install", "distrib", "run", "serve"])

@@ -27,7 +27,7 @@ from ..hosts import is_local_host, parse_host_port, slot_ids
 from .common import child_env
 from .result import RunError
 
-__all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable"]
+__all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable", "stop_kept_cluster"]
 
 START_TIMEOUT = 60.0
 
@@ -44,6 +44,15 @@ def scheduler_reachable(address: str, timeout: float = 0.5) -> bool:
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _quiet_distributed(verbose: int) -> None:
+    """The in-process scheduler logs like a library, not on the user's terminal, unless verbose >= 3."""
+    import logging
+
+    if verbose < 3:
+        for name in ("distributed.scheduler", "distributed.core", "distributed.http.proxy", "distributed.comm"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _Tail:
@@ -92,7 +101,7 @@ class WorkerCluster:
         self.slot_workers: dict[str, str] = {}  # slot id -> worker address
         self._tails: list[_Tail] = []
         self._tail_task: asyncio.Task | None = None
-        self.dir = env.log_dir / "cluster"
+        self.dir = env.log_dir / "cluster" / (time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex())
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> WorkerCluster:
@@ -139,8 +148,10 @@ class WorkerCluster:
         if self.requested_scheduler:
             host, req_port = parse_host_port(self.requested_scheduler, 8786)
             port = req_port or 0
+        _quiet_distributed(self.env.verbose)
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-            self.scheduler = Scheduler(host=host.strip("[]"), port=port, dashboard=False, dashboard_address=None)
+            # The HTTP endpoints bind loopback on a free port, never 8787 on every interface.
+            self.scheduler = Scheduler(host=host.strip("[]"), port=port, dashboard=False, dashboard_address="127.0.0.1:0")
         await self.scheduler
         return self.scheduler.address
 
@@ -394,3 +405,27 @@ class ClusterPool:
 
 
 cluster_pool = ClusterPool()
+
+
+def stop_kept_cluster(env: AgiEnv) -> list[int]:
+    """Stop a cluster an earlier process kept (``--keep-cluster``); returns the pids it signalled."""
+    import psutil
+
+    state_file = env.user_app_dir / "cluster.json"
+    try:
+        pids = list(json.loads(state_file.read_text()).get("pids", {}).values())
+    except (OSError, ValueError):
+        return []
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            if str(env.log_dir) in " ".join(proc.cmdline()):  # never signal a recycled pid
+                proc.terminate()
+                procs.append(proc)
+    _, alive = psutil.wait_procs(procs, timeout=5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    state_file.unlink(missing_ok=True)
+    return [p.pid for p in procs]
