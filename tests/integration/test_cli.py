@@ -1,0 +1,63 @@
+"""The command line mirrors the API: JSON on stdout, live logs on stderr, non-zero exit on failure."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(dirs, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **{k: str(v) for k, v in dirs.items()}}
+    return subprocess.run([sys.executable, "-m", "agilab_panel.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_apps_lists_the_builtin_apps(agilab_dirs):
+    proc = _cli(agilab_dirs, "apps", "--json")
+    assert proc.returncode == 0
+    assert {"minimal_app", "flight_telemetry", "mandelbrot"} <= set(json.loads(proc.stdout))
+
+
+def test_install_distrib_and_benchmark_from_the_shell(installed):
+    dirs = installed("minimal_app")
+    install = _cli(dirs, "install", "--app", "minimal_app", "--modes-enabled", "dcp", "--json")
+    assert install.returncode == 0, install.stderr
+    steps = json.loads(install.stdout)["hosts"]["127.0.0.1"]["steps"]
+    assert steps and all(step["skipped"] for step in steps)  # nothing changed since the session's install
+
+    distrib = _cli(dirs, "distrib", "--app", "minimal_app", "--workers", '{"127.0.0.1": 2}', "--set", "partitions=5",
+                   "--json")
+    assert distrib.returncode == 0, distrib.stderr
+    plan = json.loads(distrib.stdout)
+    assert len(plan["partitions"]) == 5 and set(plan["assignment"].values()) == {"127.0.0.1-0", "127.0.0.1-1"}
+
+    bench = _cli(dirs, "benchmark", "--app", "minimal_app", "--modes", "0,p", "--set", "partitions=5", "--json")
+    assert bench.returncode == 0, bench.stderr
+    table = json.loads(bench.stdout)["table"]
+    assert set(table) == {"0", "1"} and all(row["seconds"] > 0 for row in table.values())
+    assert "partitions" in bench.stderr or bench.stderr  # logs go to stderr, the JSON alone to stdout
+
+
+def test_snippet_prints_runnable_code(installed):
+    dirs = installed("minimal_app")
+    proc = _cli(dirs, "snippet", "run", "--app", "minimal_app")
+    assert proc.returncode == 0, proc.stderr
+    ast.parse(proc.stdout)
+    assert "await AGI.run(" in proc.stdout and "RunRequest(" in proc.stdout
+
+
+@pytest.mark.parametrize("args, text", [
+    (["run", "--app", "minimal_app", "--workers", '{"127.0.0.1": 0}'], "positive"),
+    (["run", "--app", "minimal_app", "--mode", "16"], "between 0 and 15"),
+    (["distrib", "--app", "nope"], "unknown app"),
+])
+def test_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(agilab_dirs, args, text):
+    proc = _cli(agilab_dirs, *args)
+    assert proc.returncode != 0
+    assert text in proc.stderr and proc.stderr.strip().count("\n") == 0
