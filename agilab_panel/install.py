@@ -42,6 +42,7 @@ from .events import EventBus, LogLine, StepEvent
 from .hosts import is_local_host, validate_workers
 from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
 from .results import HostInstall, InstallResult, StepResult
+from .execute.common import child_env
 
 __all__ = [
     "NotInstalledError",
@@ -297,18 +298,11 @@ def cython_path(env: AgiEnv, host: str = "localhost") -> Path:
 
 
 # -- running steps -----------------------------------------------------------------------------------
-def _child_env() -> dict[str, str]:
-    """The engine's environment, minus what would leak the engine's packages into the worker Python."""
-    child = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    child.update(UV_PYTHON_DOWNLOADS="never", PYTHONUNBUFFERED="1")
-    return child
-
-
 async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: Path) -> tuple[int, list[str]]:
     """Run ``cmd``, emitting each stdout/stderr line as soon as it is written; (exit code, last lines)."""
     bus.emit(LogLine(text="$ " + shlex.join(cmd), source="install", host=host, step=step))
     proc = await asyncio.create_subprocess_exec(
-        *cmd, cwd=cwd, env=_child_env(), stdin=asyncio.subprocess.DEVNULL,
+        *cmd, cwd=cwd, env=child_env(), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20)
     tail: deque[str] = deque(maxlen=40)
 

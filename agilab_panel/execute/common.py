@@ -48,9 +48,9 @@ async def stream_lines(reader: asyncio.StreamReader, bus: EventBus, *, source: s
 
 
 def child_env(extra_path: list[str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    env["PYTHONUNBUFFERED"] = "1"
+    """The engine's environment minus what would leak its packages into a worker Python."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(UV_PYTHON_DOWNLOADS="never", PYTHONUNBUFFERED="1")
     if extra_path:
-        env["PYTHONPATH"] = os.pathsep.join([*extra_path, *filter(None, [env.get("PYTHONPATH")])])
+        env["PYTHONPATH"] = os.pathsep.join(extra_path)
     return env
