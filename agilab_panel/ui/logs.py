@@ -104,7 +104,11 @@ class EventFeed:
 
     def start(self) -> None:
         if self._callback is None:
-            self._callback = pn.state.add_periodic_callback(self.flush, period=self.period)
+            from panel.io.callbacks import PeriodicCallback
+
+            # background: a flush with nothing to show must not flash the page's busy indicator
+            self._callback = PeriodicCallback(callback=self.flush, period=self.period, background=True)
+            self._callback.start()
             if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
                 pn.state.on_session_destroyed(lambda _ctx: self.close())
 

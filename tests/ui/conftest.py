@@ -1,0 +1,169 @@
+"""Browser tests: the dashboard served in a subprocess over temporary folders, driven in headless Chromium.
+
+The server runs ``python -m agilab_panel.cli serve`` (``agilab_panel.ui.serve.serve`` when the CLI is
+not there) with every per-user path of SPEC §3 pointed at a temporary folder. Chromium is the system's
+(``/usr/bin/chromium`` or ``CHROMIUM`` in the environment): Playwright does not download browsers here.
+Screenshots of each step go to ``test-artifacts/ui/``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+APP = "flight_telemetry"
+SMALL_ARGS = {"n_aircraft": 4, "rows_per_file": 5000}
+
+pytestmark = pytest.mark.ui
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def chromium_or_skip() -> str:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium, or set CHROMIUM): browser tests need it")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
+    return CHROMIUM
+
+
+class Served:
+    """A running dashboard: its URL and the folders it writes to."""
+
+    def __init__(self, url: str, dirs: dict[str, Path], proc: subprocess.Popen, log: Path) -> None:
+        self.url, self.dirs, self.proc, self.log = url, dirs, proc, log
+
+    @property
+    def settings_file(self) -> Path:
+        return self.dirs["AGILAB_HOME"] / "apps" / APP / "app_settings.toml"
+
+    @property
+    def export_csv(self) -> Path:
+        return self.dirs["AGILAB_EXPORT_ABS"] / APP / "export.csv"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _seed_small_settings(home: Path) -> None:
+    """The app's own settings with small args and one worker slot (the test sets the worker map)."""
+    seed = (ROOT / "apps" / APP / "app_settings.toml").read_text()
+    for key, value in SMALL_ARGS.items():
+        seed = re.sub(rf"(?m)^{key}\s*=\s*\d+", f"{key} = {value}", seed)
+    seed = re.sub(r'(?m)^"127\.0\.0\.1"\s*=\s*\d+', '"127.0.0.1" = 1', seed)
+    target = home / "apps" / APP / "app_settings.toml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(seed)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    chromium_or_skip()
+    base = tmp_path_factory.mktemp("dashboard")
+    dirs = {
+        "AGILAB_HOME": base / "agilab_home",
+        "AGI_CLUSTER_SHARE": base / "share",
+        "AGILAB_EXPORT_ABS": base / "export",
+        "AGILAB_LOG_ABS": base / "log" / "execute",
+    }
+    _seed_small_settings(dirs["AGILAB_HOME"])
+    env = {k: v for k, v in os.environ.items() if k != "AGILAB_APPS_PATH"}
+    env.update({k: str(v) for k, v in dirs.items()}, PYTHONUNBUFFERED="1")
+    port = _free_port()
+    if (ROOT / "agilab_panel" / "cli.py").exists():
+        cmd = [sys.executable, "-m", "agilab_panel.cli", "serve", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-c", f"from agilab_panel.ui.serve import serve; serve(port={port})"]
+    log = base / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    served = Served(url, dirs, proc, log)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the dashboard server exited with {proc.returncode}:\n{served.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the dashboard server did not answer in 90 s:\n{served.log_tail()}")
+                time.sleep(0.3)
+        yield served
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the workers it started
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser(served: Served) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_or_skip(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: object, served: Served) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(served.url)
+    page.get_by_text("System settings").first.wait_for()
+    page.js_errors = errors  # type: ignore[attr-defined]
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def shot() -> object:
+    """``shot(page, "name", locator=None)`` saves test-artifacts/ui/<name>.png (the locator's box if given)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def take(page: object, name: str, locator: object | None = None) -> Path:
+        path = ARTIFACTS / f"{name}.png"
+        if locator is not None:  # bring it to the upper third of the view
+            locator.evaluate("e => e.scrollIntoView({block: 'start'})")  # type: ignore[attr-defined]
+            page.mouse.wheel(0, -250)  # type: ignore[attr-defined]
+            page.wait_for_timeout(400)  # type: ignore[attr-defined]
+        page.screenshot(path=str(path))  # type: ignore[attr-defined]
+        return path
+
+    return take

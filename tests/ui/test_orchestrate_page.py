@@ -1,0 +1,112 @@
+"""The seed's first pass through ORCHESTRATE, in a browser, on flight_telemetry with small args:
+System settings (worker map) → INSTALL → CHECK DISTRIBUTE → RUN → LOAD DATA → Prepare Data (export.csv);
+and an invalid worker map refused at the field.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from .conftest import APP, Served
+
+pytestmark = [pytest.mark.ui, pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+def _button(page, name: str):  # noqa: ANN001, ANN202 - Playwright objects
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def _open(page, title: str) -> None:  # noqa: ANN001
+    """Open a section card by its title (lazily built sections appear when opened)."""
+    page.get_by_role("button", name=re.compile(rf"^{re.escape(title)}(\s|$)")).first.click()
+
+
+def test_invalid_worker_map_is_refused_at_the_field(page, served: Served, shot) -> None:  # noqa: ANN001
+    before = served.settings_file.read_bytes()
+    field = page.get_by_label("Worker map")
+    field.fill('{"127.0.0.1": 0}')
+    field.press("Enter")
+    error = page.get_by_text(re.compile(r"must be a positive int"))
+    error.first.wait_for()
+    shot(page, "00-invalid-worker-map", error.first)
+    assert served.settings_file.read_bytes() == before  # not saved: the last good value stays
+    field.fill("not a dict")
+    field.press("Enter")
+    page.get_by_text(re.compile(r"Not saved")).first.wait_for()
+    assert served.settings_file.read_bytes() == before
+    assert not page.js_errors
+
+
+def test_first_pass_workflow(page, served: Served, shot) -> None:  # noqa: ANN001
+    shot(page, "01-page")
+    page.get_by_role("button", name=re.compile(r"^Run run INSTALL first")).wait_for()  # the Run card says why it waits
+
+    # 1. System settings: the worker map
+    field = page.get_by_label("Worker map")
+    field.fill('{"127.0.0.1": 2}')
+    field.press("Enter")
+    page.get_by_text("2 worker slots").first.wait_for()
+    assert re.search(r'(?m)^"127\.0\.0\.1"\s*=\s*2\s*$', served.settings_file.read_text())
+    shot(page, "02-settings-worker-map", field)
+
+    # 2. INSTALL: logs stream while it runs, then Ready
+    _button(page, "INSTALL").click()
+    page.get_by_text("Installing the worker environment").first.wait_for()
+    first_line = page.locator(".log .line").first
+    first_line.wait_for(timeout=120_000)  # a log line while INSTALL is still running
+    shot(page, "03-install-running", first_line)
+    page.get_by_text("Ready.").first.wait_for(timeout=300_000)
+    shot(page, "04-install-ready", page.get_by_text("Ready.").first)
+
+    # 3. CHECK DISTRIBUTE: the distribution tree
+    _open(page, "Distribute")
+    _button(page, "CHECK DISTRIBUTE").click()
+    tree = page.get_by_role("button", name="Distribution tree", exact=True)
+    tree.wait_for()
+    page.get_by_text("No distribution yet").first.wait_for(state="hidden", timeout=120_000)
+    page.wait_for_timeout(1000)  # let the tree plot draw
+    shot(page, "05-check-distribute", tree)
+    plan = json.loads((served.dirs["AGILAB_HOME"] / "apps" / APP / "distribution_tree.json").read_text())
+    assert len(plan["partitions"]) == 4 and plan["workers"] == {"127.0.0.1": 2}
+
+    # 4. RUN (the Run section opened itself when INSTALL succeeded)
+    run = _button(page, "RUN")
+    run.scroll_into_view_if_needed()
+    assert run.is_enabled()
+    run.click()
+    done = page.get_by_text(re.compile(r"RUN done in [\d.]+ s")).first
+    done.wait_for(timeout=300_000)
+    page.get_by_text(re.compile(r"4 / 4 partitions done")).first.wait_for()
+    assert page.get_by_text("Work plan: using the saved work plan").count() >= 1
+    shot(page, "06-run-done", done)
+    shot(page, "06b-run-progress", page.get_by_text(re.compile(r"4 / 4 partitions done")).first)
+
+    # 5. LOAD DATA: the rows of the output
+    _open(page, "LOAD DATA")
+    _button(page, "LOAD DATA").click()
+    loaded = page.get_by_text(re.compile(r"4 rows × \d+ columns · .* loaded at")).first
+    loaded.wait_for()
+    preview = page.locator(".tabulator").filter(has=page.locator(".tabulator-col-title", has_text="mean_speed_kt"))
+    rows = preview.locator(".tabulator-table .tabulator-row")
+    rows.first.wait_for()
+    assert preview.count() == 1 and rows.count() == 4
+    shot(page, "07-load-data", loaded)
+
+    # 6. Prepare Data: two chosen columns written to export.csv
+    _open(page, "Prepare Data for Pipeline and Analysis")
+    chooser = page.locator("input.choices__input--cloned").first
+    chooser.click()
+    for column in ("aircraft", "mean_speed_kt"):
+        chooser.type(column)
+        page.keyboard.press("Enter")
+    write = page.get_by_role("button", name=re.compile(r"Write export\.csv \(2 columns\)"))
+    write.click()
+    wrote = page.get_by_text(re.compile(r"Wrote 2 columns to")).first
+    wrote.wait_for()
+    shot(page, "08-export", wrote)
+    exported = pd.read_csv(served.export_csv)
+    assert exported.columns.tolist() == ["aircraft", "mean_speed_kt"] and len(exported) == 4
+    assert not page.js_errors, page.js_errors
