@@ -54,7 +54,7 @@ class ProgressPlot(pn.viewable.Viewer):
     applies the queued events at once (the periodic callback calls it; tests can call it directly).
     """
 
-    period = param.Integer(default=500, bounds=(50, 10_000), doc="Milliseconds between two flushes of queued events.")
+    period = param.Integer(default=1000, bounds=(50, 10_000), doc="Milliseconds between two flushes of queued events.")
     total = param.Integer(default=None, allow_None=True, bounds=(0, None), doc="Partitions expected in the run, if known.")
     height = param.Integer(default=240, bounds=(120, None), doc="Height of the plots when few workers report.")
     lanes = param.Integer(default=None, allow_None=True, bounds=(1, None),
