@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from .cluster import _die_with_parent
 from .common import child_env

@@ -50,7 +50,7 @@ class LoadDataSection(pn.viewable.Viewer):
         self.state = state
         self.page_size = page_size
         self._loaded_at = 0.0
-        self.load_button = pn.widgets.Button(name="LOAD DATA", button_type="primary", icon="table", width=150,
+        self.load_button = pn.widgets.Button(label="LOAD DATA", color="primary", icon="table", width=150,
                                              margin=(5, 10))
         self.load_button.on_click(self._on_load)
         self._info = muted("", sizing_mode="stretch_width", align="center")
@@ -156,15 +156,15 @@ class PrepareDataSection(pn.viewable.Viewer):
         self.selector = pn.widgets.MultiChoice(name="Columns to export", options=[], value=[],
                                                placeholder="choose the columns", sizing_mode="stretch_width",
                                                margin=(5, 10), solid=False)
-        self.select_all = pn.widgets.Button(name="Select all", button_type="light", icon="checks", width=120,
+        self.select_all = pn.widgets.Button(label="Select all", color="light", icon="checks", width=120,
                                             margin=(5, 5))
         self.select_all.on_click(lambda _e: setattr(self.selector, "value", list(self.selector.options)))
-        self.clear_button = pn.widgets.Button(name="Clear", button_type="light", icon="eraser", width=100, margin=(5, 5))
+        self.clear_button = pn.widgets.Button(label="Clear", color="light", icon="eraser", width=100, margin=(5, 5))
         self.clear_button.on_click(lambda _e: setattr(self.selector, "value", []))
-        self.refresh_button = pn.widgets.Button(name="Reload columns", button_type="light", icon="refresh", width=150,
+        self.refresh_button = pn.widgets.Button(label="Reload columns", color="light", icon="refresh", width=150,
                                                 margin=(5, 5))
         self.refresh_button.on_click(lambda _e: self.refresh())
-        self.export_button = pn.widgets.Button(name="Write export.csv", button_type="primary", icon="file-export",
+        self.export_button = pn.widgets.Button(label="Write export.csv", color="primary", icon="file-export",
                                                width=230, margin=(5, 10), disabled=True)
         self.export_button.on_click(self._on_export)
         self._target = muted("")
@@ -209,7 +209,7 @@ class PrepareDataSection(pn.viewable.Viewer):
     def _on_selection(self, *_events: Any) -> None:
         n = len(self.selector.value)
         self.export_button.disabled = n == 0 or not self.source
-        self.export_button.name = f"Write export.csv ({n} column{'s' if n != 1 else ''})" if n else "Write export.csv"
+        self.export_button.label = f"Write export.csv ({n} column{'s' if n != 1 else ''})" if n else "Write export.csv"
 
     async def _on_export(self, _event: Any = None) -> None:
         await self.export()

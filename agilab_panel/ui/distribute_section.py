@@ -22,7 +22,7 @@ import param
 
 from ..plan import PlanError
 from ..settings import args_to_dict
-from .install_section import SnippetView
+from .snippet_view import SnippetView
 from .logs import ActionStatus, Watchers, details_card
 from .plan_graph import compact_number, load_bars, plan_graph, plan_labels
 from .settings_section import FieldMessage

@@ -1,8 +1,6 @@
 """Install: the generated ``AGI.install(...)`` snippet, INSTALL, live Install logs and a status per host."""
 from __future__ import annotations
 
-import importlib
-import io
 from typing import Any
 
 import pandas as pd
@@ -12,76 +10,15 @@ import param
 from ..events import Event, StepEvent
 from ..hosts import is_local_host
 from .logs import ActionStatus, EventFeed, LogView, Watchers
+from .snippet_view import SnippetView
 
-__all__ = ["HostStatusTable", "InstallSection", "SnippetView"]
+__all__ = ["HostStatusTable", "InstallSection"]
 
 _MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
 _STATUS_COLORS = {
     "ok": "#2e7d32", "ready": "#2e7d32", "cached": "#2e7d32", "running": "#1565c0",
     "failed": "#c62828", "stopped": "#b26a00", "pending": "#6b6b6b",
 }
-
-
-class SnippetView(pn.viewable.Viewer):
-    """The generated snippet of ``kind`` for the current settings, with a download button.
-
-    Follows the cluster model; call :meth:`refresh` when something else it shows changed (saved args).
-    The snippet generator is imported lazily: until it is available the view says so instead of failing.
-    """
-
-    source = param.String(default="", doc="The snippet shown now ('' when there is none).")
-    problem = param.String(default="", doc="Why no snippet is shown.")
-
-    def __init__(self, state: Any, kind: str, **params: Any) -> None:
-        super().__init__(**params)
-        self.state, self.kind = state, kind
-        self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
-                                      styles={"max-height": "340px", "overflow-y": "auto"})
-        self._note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(0, 10))
-        self._download = pn.widgets.FileDownload(
-            callback=lambda: io.StringIO(self.source), filename=f"AGI_{kind}.py", label="Download snippet",
-            color="light", icon="download", embed=False, width=170, margin=(0, 10),
-        )
-        self._state_watchers, self._model_watchers = Watchers(), Watchers()
-        self._state_watchers.watch(state, self._rewatch, ["settings"])
-        self._rewatch()
-        self._layout = pn.Column(self._code, self._note, self._download, sizing_mode="stretch_width", margin=0)
-
-    def _rewatch(self, *_events: Any) -> None:
-        self._model_watchers.clear()
-        if self.state.settings is not None:
-            cluster = self.state.settings.cluster
-            self._model_watchers.watch(cluster, lambda *_: self.refresh(), [p for p in cluster.param if p != "name"])
-        self.refresh()
-
-    def close(self) -> None:
-        """Stop following the state and the settings model."""
-        self._state_watchers.clear()
-        self._model_watchers.clear()
-
-    def refresh(self) -> None:
-        settings = self.state.settings
-        source, problem, alert = "", "", "info"
-        if settings is None:
-            problem = "No snippet: the settings could not be loaded."
-        else:
-            try:
-                snippets = importlib.import_module("agilab_panel.snippets")
-            except ImportError:
-                problem = "The snippet generator is not available yet."
-            else:
-                try:
-                    source = snippets.snippet_for(self.kind, settings)
-                    self._download.filename = snippets.snippet_file_name(self.kind, settings.env.app)
-                except Exception as exc:  # a value the generator refuses: say which, keep the page
-                    problem, alert = f"No snippet for these settings: {exc}", "warning"
-        self.param.update(source=source, problem=problem)
-        self._code.object = f"```python\n{source}\n```" if source else ""
-        self._code.visible = self._download.visible = bool(source)
-        self._note.param.update(object=problem, alert_type=alert, visible=bool(problem))
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
 
 
 class HostStatusTable(pn.viewable.Viewer):

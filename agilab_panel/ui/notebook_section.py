@@ -22,7 +22,7 @@ class NotebookSection(pn.viewable.Viewer):
         self.state = state
         self.download = pn.widgets.FileDownload(
             callback=self._notebook_bytes, filename=self._filename(), label="Download notebook",
-            button_type="primary", icon="notebook", embed=False, width=220, margin=(5, 10),
+            color="primary", icon="notebook", embed=False, width=220, margin=(5, 10),
         )
         self._steps = muted("")
         self._saved = muted("")

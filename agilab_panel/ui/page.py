@@ -10,7 +10,6 @@ import html
 import importlib
 import importlib.util
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 

@@ -14,10 +14,10 @@ import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend the plots' options need)
 import pandas as pd
 import panel as pn
-import param
 
 from ..modes import benchmark_modes, mode_label
 from .logs import ActionStatus, LogView
+from .snippet_view import SnippetView
 from .progress import ProgressPlot
 
 __all__ = ["RunSection", "SnippetView", "benchmark_frame", "muted", "MUTED"]
@@ -36,47 +36,6 @@ def muted(text: str, **kw: Any) -> pn.pane.Markdown:
 def _first_line(text: str, limit: int = 400) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-class SnippetView(pn.viewable.Viewer):
-    """A generated snippet: highlighted code with Copy and Download buttons, or why there is none."""
-
-    code = param.String(default="")
-    filename = param.String(default="snippet.py")
-    problem = param.String(default="", doc="Why there is no snippet (shown instead of the code).")
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
-        self._source = pn.widgets.TextAreaInput(value="", visible=False)
-        self._copy = pn.widgets.Button(name="Copy", icon="copy", button_type="light", width=100, margin=(0, 0, 0, 10))
-        self._copy.js_on_click(args={"source": self._source, "button": self._copy}, code="""
-            navigator.clipboard.writeText(source.value).then(() => {
-              button.label = 'Copied'; setTimeout(() => { button.label = 'Copy' }, 1200) })""")
-        self._download = pn.widgets.FileDownload(callback=self._download_io, filename=self.filename,
-                                                 label="Download snippet", button_type="light", icon="download",
-                                                 embed=False, width=170, margin=(0, 10))
-        self._note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(0, 10))
-        self._layout = pn.Column(self._code, self._note, pn.Row(self._copy, self._download, self._source, margin=0),
-                                 sizing_mode="stretch_width", margin=0)
-        self._render()
-
-    @param.depends("code", "filename", "problem", watch=True)
-    def _render(self) -> None:
-        self._code.object = f"```python\n{self.code}\n```" if self.code else ""
-        self._source.value = self.code
-        self._download.filename = self.filename
-        has_code = bool(self.code)
-        self._code.visible = self._copy.visible = self._download.visible = has_code
-        self._note.param.update(object=self.problem, visible=bool(self.problem) and not has_code)
-
-    def _download_io(self) -> Any:
-        import io
-
-        return io.StringIO(self.code)
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
 
 
 # -- benchmark data ---------------------------------------------------------------------------------
@@ -108,11 +67,11 @@ class RunSection(pn.viewable.Viewer):
         self.state = state
         self._settings_watchers: list[tuple[Any, Any]] = []
 
-        self.snippet = SnippetView()
-        self.run_button = pn.widgets.Button(name="RUN", button_type="primary", icon="player-play", width=120,
+        self.snippet = SnippetView(state, "run", benchmark=lambda: state.benchmark_all)
+        self.run_button = pn.widgets.Button(label="RUN", color="primary", icon="player-play", width=120,
                                             margin=(5, 10), align="center")
         self.run_button.on_click(self._on_run)
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="danger", button_style="outline", icon="x",
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", variant="outline", icon="x",
                                                width=110, margin=(5, 5), disabled=True, align="center")
         self.cancel_button.on_click(self._on_cancel)
         self.benchmark_toggle = pn.widgets.Switch.from_param(state.param.benchmark_all, name="", margin=(5, 6, 5, 24),
@@ -191,23 +150,7 @@ class RunSection(pn.viewable.Viewer):
         self._on_settings()
 
     def _refresh_snippet(self, *_events: Any) -> None:
-        state = self.state
-        app = state.env.app if state.env is not None else "app"
-        self.snippet.filename = f"AGI_run_{app}.py"
-        if state.settings is None:
-            self.snippet.param.update(code="", problem="No snippet: the settings file could not be read (see System settings).")
-            return
-        try:
-            from ..snippets import snippet_file_name, snippet_for
-        except ImportError:
-            self.snippet.param.update(code="", problem="The run snippet is generated here once the snippet generator is installed.")
-            return
-        try:
-            code = snippet_for("run", state.settings, benchmark=state.benchmark_all)
-        except Exception as exc:  # a value the generator refuses: say which
-            self.snippet.param.update(code="", problem=f"No snippet for these settings: {exc}")
-            return
-        self.snippet.param.update(code=str(code), problem="", filename=snippet_file_name("run", app))
+        self.snippet.refresh()
 
     def _refresh_controls(self, *_events: Any) -> None:
         state = self.state

@@ -96,7 +96,7 @@ async def test_prepare_data_select_all_and_export(state: OrchestrateState) -> No
     section.select_all.clicks += 1
     assert section.selector.value == ["item", "value", "score"]
     section.selector.value = ["score", "item"]
-    assert not section.export_button.disabled and section.export_button.name == "Write export.csv (2 columns)"
+    assert not section.export_button.disabled and section.export_button.label == "Write export.csv (2 columns)"
     written = await section.export()
     assert written == state.env.export_csv and written.exists()
     exported = pd.read_csv(written)

@@ -1,0 +1,85 @@
+"""The generated snippet of one action, following the settings: highlighted code, Copy and Download."""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import panel as pn
+import param
+
+from ..snippets import snippet_file_name, snippet_for
+from .logs import Watchers
+
+__all__ = ["SnippetView"]
+
+
+class SnippetView(pn.viewable.Viewer):
+    """``AGI.<kind>(...)`` for the current settings; it changes as the settings change.
+
+    Follows the cluster and args models of ``state.settings``; ``benchmark`` says whether the run
+    snippet should benchmark every enabled mode. Call :meth:`refresh` when something else it shows
+    changed (args saved elsewhere).
+    """
+
+    code = param.String(default="", doc="The snippet shown now ('' when there is none).")
+    filename = param.String(default="snippet.py")
+    problem = param.String(default="", doc="Why no snippet is shown.")
+
+    def __init__(self, state: Any, kind: str, benchmark: Callable[[], bool] = lambda: False, **params: Any) -> None:
+        super().__init__(**params)
+        self.state, self.kind, self.benchmark = state, kind, benchmark
+        self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
+                                      styles={"max-height": "340px", "overflow-y": "auto"})
+        self._source = pn.widgets.TextAreaInput(value="", visible=False)
+        self._copy = pn.widgets.Button(label="Copy", icon="copy", color="light", width=100, margin=(0, 0, 0, 10))
+        self._copy.js_on_click(args={"source": self._source, "button": self._copy}, code="""
+            navigator.clipboard.writeText(source.value).then(() => {
+              button.label = 'Copied'; setTimeout(() => { button.label = 'Copy' }, 1200) })""")
+        self._download = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.code), filename=self.filename,
+                                                 label="Download snippet", color="light", icon="download",
+                                                 embed=False, width=170, margin=(0, 10))
+        self._note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(0, 10))
+        self._layout = pn.Column(self._code, self._note, pn.Row(self._copy, self._download, self._source, margin=0),
+                                 sizing_mode="stretch_width", margin=0)
+        self._state_watchers, self._model_watchers = Watchers(), Watchers()
+        self._state_watchers.watch(state, self._rewatch, ["settings"])
+        self._rewatch()
+
+    @property
+    def source(self) -> str:
+        return self.code
+
+    def _rewatch(self, *_events: Any) -> None:
+        self._model_watchers.clear()
+        settings = self.state.settings
+        if settings is not None:
+            for model in (settings.cluster, settings.args):
+                self._model_watchers.watch(model, lambda *_: self.refresh(), [p for p in model.param if p != "name"])
+        self.refresh()
+
+    def close(self) -> None:
+        """Stop following the state and the settings models."""
+        self._state_watchers.clear()
+        self._model_watchers.clear()
+
+    def refresh(self) -> None:
+        settings = self.state.settings
+        code, problem, alert = "", "", "info"
+        if settings is None:
+            problem = "No snippet: the settings file could not be read (see System settings)."
+        else:
+            try:
+                code = snippet_for(self.kind, settings, benchmark=self.benchmark())
+                self.filename = snippet_file_name(self.kind, settings.env.app)
+            except Exception as exc:  # a value the generator refuses: say which, keep the page
+                problem, alert = f"No snippet for these settings: {exc}", "warning"
+        self.param.update(code=code, problem=problem)
+        self._code.object = f"```python\n{code}\n```" if code else ""
+        self._source.value = code
+        self._download.filename = self.filename
+        self._code.visible = self._copy.visible = self._download.visible = bool(code)
+        self._note.param.update(object=problem, alert_type=alert, visible=bool(problem))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
