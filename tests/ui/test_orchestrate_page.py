@@ -110,3 +110,50 @@ def test_first_pass_workflow(page, served: Served, shot) -> None:  # noqa: ANN00
     exported = pd.read_csv(served.export_csv)
     assert exported.columns.tolist() == ["aircraft", "mean_speed_kt"] and len(exported) == 4
     assert not page.js_errors, page.js_errors
+
+
+def test_a_long_run_blocks_nothing_and_can_be_cancelled(browser, served: Served, shot) -> None:  # noqa: ANN001
+    """Runs after the first pass (installed app): a RUN on big inputs, a second session, then Cancel."""
+    import psutil
+    import tomlkit
+
+    doc = tomlkit.parse(served.settings_file.read_text())
+    doc["args"]["rows_per_file"] = 3_000_000  # generating and aggregating this takes many seconds
+    served.settings_file.write_text(tomlkit.dumps(doc))
+
+    first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    first.set_default_timeout(60_000)
+    first.goto(served.url)
+    first.get_by_text("System settings").first.wait_for()
+    _open(first, "Run")
+    run = _button(first, "RUN")
+    run.scroll_into_view_if_needed()
+    run.click()
+    cancel = _button(first, "Cancel").last
+    from playwright.sync_api import expect
+
+    expect(run).to_be_disabled(timeout=30_000)  # RUN is under way
+    expect(cancel).to_be_enabled()
+
+    # another session opens and renders while the RUN goes on
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other.goto(served.url)
+    other.get_by_text("System settings").first.wait_for(timeout=30_000)
+    other.get_by_text("Calculated mode hint").first.wait_for(timeout=30_000)
+    shot(other, "09-second-session-during-run")
+    other.context.close()
+
+    # the rest of the page stays usable: the server still checks a field and answers at once
+    field = first.get_by_label("Worker map")
+    field.fill('{"127.0.0.1": 0}')
+    field.press("Enter")
+    first.get_by_text(re.compile(r"must be a positive int")).first.wait_for(timeout=15_000)
+    expect(run).to_be_disabled()  # and the RUN is still going
+
+    cancel.click()
+    first.get_by_text("RUN cancelled").first.wait_for(timeout=30_000)
+    shot(first, "10-run-cancelled", first.get_by_text("RUN cancelled").first)
+    server = psutil.Process(served.proc.pid)
+    jobs = [p for p in server.children(recursive=True) if p.parent() and "zygote" in " ".join(p.parent().cmdline())]
+    assert jobs == []  # the run's own process was stopped; only the warm runner stays
+    first.context.close()
