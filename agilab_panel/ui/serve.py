@@ -35,13 +35,13 @@ def _apps_path(apps_path: str | os.PathLike | Sequence[str | os.PathLike] | None
 
 
 def websocket_origins(address: str, port: int, extra: str | Sequence[str] | None = None) -> list[str]:
-    """The origins allowed by default: the served ``address:port`` (both loopback names on loopback)."""
-    if extra:
-        return [extra] if isinstance(extra, str) else list(extra)
+    """The served ``address:port`` (both loopback names on loopback), plus any ``extra`` origins."""
     host = f"[{address}]" if ":" in address and not address.startswith("[") else address
     origins = [f"{host}:{port}"]
     if address in _LOOPBACK:
         origins = [f"localhost:{port}", f"127.0.0.1:{port}"]
+    if extra:
+        origins += [extra] if isinstance(extra, str) else list(extra)
     return origins
 
 

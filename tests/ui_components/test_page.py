@@ -102,7 +102,7 @@ def test_server_defaults() -> None:
     assert websocket_origins("10.0.0.5", 8080) == ["10.0.0.5:8080"]
     assert websocket_origins("::1", 5006) == ["localhost:5006", "127.0.0.1:5006"]
     assert websocket_origins("fe80::1", 5006) == ["[fe80::1]:5006"]
-    assert websocket_origins("0.0.0.0", 5006, "dash.example.org") == ["dash.example.org"]
+    assert websocket_origins("0.0.0.0", 5006, "dash.example.org") == ["0.0.0.0:5006", "dash.example.org"]
     assert callable(page_factory(["x"]))
 
 
