@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         common(p)
         cluster(p)
         if name == "run":
-            p.add_argument("--mode", default="0", help="mode 0-15 or mode string such as 'dp' (default 0)")
+            p.add_argument("--mode", help="mode 0-15 or mode string such as 'dp' (default: the settings toggles)")
         else:
             p.add_argument("--modes", help="comma-separated modes (default: every mode the toggles enable)")
             p.add_argument("--rapids", action="store_true", help="include the rapids bit in the enabled modes")
@@ -241,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(ns, "coro"):
             if ns.command == "run":
                 from .modes import parse_mode
+                from .settings import AppSettings
 
-                return asyncio.run(_run(ns, parse_mode(ns.mode)))
+                mode = parse_mode(ns.mode) if ns.mode is not None else AppSettings(_env(ns)).cluster.mode
+                return asyncio.run(_run(ns, mode))
             if ns.command == "benchmark":
                 return asyncio.run(_run(ns, _modes_list(ns.modes)))
             return asyncio.run(ns.coro(ns))
