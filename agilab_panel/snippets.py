@@ -23,7 +23,7 @@ from typing import Any
 
 from .apps import discover_apps
 from .hosts import parse_host_port, validate_workers
-from .modes import mode_expression, parse_mode
+from .modes import benchmark_modes, mode_expression, parse_mode
 from .settings import AppSettings, atomic_write_text
 
 __all__ = [
@@ -217,7 +217,7 @@ def _body(kind: str, *, verbose: int, scheduler: str | None, workers: dict[str, 
         ("params", _block(args, i2)),
         ("scheduler", literal(scheduler)),
         ("workers", _block(workers, i2)),
-        ("mode", "None" if mode is None else mode_expression(mode)),
+        ("mode", _mode_source(mode)),
         ("rapids_enabled", literal(bool(rapids_enabled))),
         ("verbose", literal(verbose)),
     ]
@@ -225,7 +225,7 @@ def _body(kind: str, *, verbose: int, scheduler: str | None, workers: dict[str, 
         request.append(("workers_data_path", literal(workers_data_path)))
     request_src = "RunRequest(\n" + "\n".join(f"{i2}{k}={v}," for k, v in request) + f"\n{i1})"
     lines = [f"result = {_call('run', [('request', request_src)] + ([] if notebook else [('keep_cluster', 'False')]))}"]
-    if mode is None:
+    if not isinstance(mode, int):
         return lines + [
             "for row in result.table.values():",
             f"{_IND}outcome = row.get(\"error\") or f\"{{row['seconds']:.3f}}s, speedup {{row['speedup']}}\"",
@@ -277,7 +277,8 @@ def render_snippet(
         "verbose": _check_verbose(verbose),
         "scheduler": _check_scheduler(scheduler),
         "workers": validate_workers(dict(workers)),
-        "mode": None if mode is None else parse_mode(mode),
+        "mode": None if mode is None else ([parse_mode(m) for m in mode] if isinstance(mode, (list, tuple))
+                                            else parse_mode(mode)),
         "args": _check_args(args),
         "rapids_enabled": bool(rapids_enabled),
         "workers_data_path": str(workers_data_path) if workers_data_path else None,
@@ -314,12 +315,22 @@ def available_kinds(settings: AppSettings) -> list[str]:
     return kinds
 
 
+def _mode_source(mode: int | list[int] | None) -> str:
+    """A mode with the public constants; a benchmark as the explicit list of its modes."""
+    if mode is None:
+        return "None"
+    if isinstance(mode, list):
+        return "[" + ", ".join(mode_expression(m) for m in mode) + "]"
+    return mode_expression(mode)
+
+
 def snippet_for(kind: str, settings: AppSettings, *, benchmark: bool = False, notebook: bool = False) -> str:
     """The snippet of ``kind`` for the current settings (cluster toggles, scheduler, workers, args).
 
     The scheduler is written only while the cluster is enabled (the seed's "Enable Cluster also
     enables the scheduler field"); the worker map always, since it shapes the work plan of local
-    runs too. ``benchmark=True`` renders ``mode=None`` for run: a benchmark of the enabled modes.
+    runs too. ``benchmark=True`` renders, for run, the list of the modes the toggles enable, so a saved
+    snippet benchmarks the same modes whatever the settings say later.
     """
     _check_kind(kind)
     cluster = settings.cluster
@@ -329,7 +340,7 @@ def snippet_for(kind: str, settings: AppSettings, *, benchmark: bool = False, no
         verbose=cluster.verbose,
         scheduler=(cluster.scheduler or None) if cluster.cluster_enabled else None,
         workers=dict(cluster.workers),
-        mode=None if (benchmark and kind == "run") else cluster.mode,
+        mode=benchmark_modes(cluster.mode) if (benchmark and kind == "run") else cluster.mode,
         args=settings.args_dict,
         rapids_enabled=cluster.rapids,
         workers_data_path=cluster.workers_data_path or None,

@@ -1,9 +1,22 @@
-"""Shared fixtures: every test runs against per-test folders, never the real ~/.agilab or ~/log."""
+"""Shared fixtures: every test runs against per-test folders, never the real ~/.agilab or ~/log.
+
+Real worker environments are slow to build, so each (app, modes) pair is installed once per session:
+``installed`` returns the folders of a home where the app is installed; ``use_home`` points the
+environment variables of the running test at them.
+"""
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from agilab_panel import AGI, AgiEnv, EventBus
+
+FAULTY_APPS = Path(__file__).parent / "integration" / "apps"  # a test app whose partitions fail on demand
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +32,60 @@ def agilab_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
         monkeypatch.setenv(name, str(path))
     monkeypatch.delenv("AGILAB_APPS_PATH", raising=False)
     return dirs
+
+
+_VARS = ("AGILAB_HOME", "AGI_CLUSTER_SHARE", "AGILAB_EXPORT_ABS", "AGILAB_LOG_ABS")
+
+
+def home_dirs(root: Path) -> dict[str, Path]:
+    return {
+        "AGILAB_HOME": root / "agilab_home",
+        "AGI_CLUSTER_SHARE": root / "share",
+        "AGILAB_EXPORT_ABS": root / "export",
+        "AGILAB_LOG_ABS": root / "log" / "execute",
+    }
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, Path]]:
+    cache: dict[tuple, dict[str, Path]] = {}
+
+    def install(app: str, modes_enabled: int = AGI.POOL_MODE | AGI.CYTHON_MODE | AGI.DASK_MODE,
+                apps_path: Path | None = None) -> dict[str, Path]:
+        key = (app, modes_enabled, str(apps_path))
+        if key in cache:
+            return cache[key]
+        dirs = home_dirs(tmp_path_factory.mktemp(f"home-{app}"))
+        with pytest.MonkeyPatch.context() as mp:
+            for name, path in dirs.items():
+                mp.setenv(name, str(path))
+            env = AgiEnv(app, apps_path=apps_path, verbose=0)
+            coro = AGI.install(env, workers={"127.0.0.1": 2}, modes_enabled=modes_enabled, events=EventBus())
+            with ThreadPoolExecutor(1) as pool:  # tests calling this may already run an event loop
+                result = pool.submit(asyncio.run, coro).result()
+        assert result.ok, result.to_dict()
+        cache[key] = dirs
+        return dirs
+
+    return install
+
+
+@pytest.fixture
+def use_home(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Path]], None]:
+    def use(dirs: dict[str, Path]) -> None:
+        for name, path in dirs.items():
+            monkeypatch.setenv(name, str(path))
+
+    return use
+
+
+@pytest.fixture
+def live_children() -> Callable[[], set[int]]:
+    """Pids of this process's live children (Dask schedulers and workers included)."""
+    import psutil
+
+    def children() -> set[int]:
+        return {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE}
+
+    return children

@@ -42,7 +42,7 @@ def test_service_start_never_lands_in_a_run_all_notebook(settings: AppSettings) 
 def test_benchmark_notebook_runs_the_enabled_modes(settings: AppSettings) -> None:
     settings.cluster.pool = True
     nb = build_notebook(settings.env, settings, benchmark=True)
-    assert "mode=None" in nb.cells[-1].source and "benchmark of modes 0, 1" in nb.cells[0].source
+    assert "mode=[0, AGI.POOL_MODE]" in nb.cells[-1].source and "benchmark of modes 0, 1" in nb.cells[0].source
 
 
 def test_export_writes_the_default_file_and_reads_back(settings: AppSettings, tmp_path) -> None:

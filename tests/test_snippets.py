@@ -199,10 +199,10 @@ def test_workers_data_path_is_passed_only_when_set(settings: AppSettings) -> Non
     assert ast.literal_eval(_request(snippet_for("run", settings))["workers_data_path"]) == "/data/share's"
 
 
-def test_benchmark_renders_mode_none_for_run_only(settings: AppSettings) -> None:
+def test_benchmark_renders_the_enabled_modes_for_run_only(settings: AppSettings) -> None:
     settings.cluster.pool = True
     source = snippet_for("run", settings, benchmark=True)
-    assert ast.literal_eval(_request(source)["mode"]) is None and "result.table" in source
+    assert ast.unparse(_request(source)["mode"]) == "[0, AGI.POOL_MODE]" and "result.table" in source
     install = _kwargs(_agi_call(snippet_for("install", settings, benchmark=True), "install"))
     assert _mode(install["modes_enabled"]) == AGI.POOL_MODE
 

@@ -18,6 +18,7 @@ from ..agi import AGI
 from ..apps import discover_apps
 from ..env import AgiEnv
 from ..events import EventBus
+from ..modes import benchmark_modes
 from ..request import RunRequest
 from ..settings import AppSettings
 
@@ -150,7 +151,7 @@ class OrchestrateState(param.Parameterized):
             params=self.settings.args_dict,
             scheduler=cluster.scheduler or None,
             workers=dict(cluster.workers),
-            mode=None if self.benchmark_all else cluster.mode,
+            mode=benchmark_modes(cluster.mode) if self.benchmark_all else cluster.mode,
             rapids_enabled=cluster.rapids,
             workers_data_path=cluster.workers_data_path or None,
             verbose=cluster.verbose,

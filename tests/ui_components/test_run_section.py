@@ -1,51 +1,52 @@
 """RunSection: the gate before INSTALL, the snippet, RUN / Cancel, outcome, errors and benchmark results.
 
-AGI.run is replaced by a fake that emits the same events and returns the same results as the engine,
-so these tests stay fast; the browser test runs the real engine.
+RUN goes through the real engine (minimal_app, and a test app whose partitions fail on demand),
+installed once per test session.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
-from typing import Any
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from agilab_panel.agi import AGI
 from agilab_panel.benchmark import write_benchmark
-from agilab_panel.events import EventBus, PartitionEvent, RunEvent
-from agilab_panel.execute.result import BenchmarkResult, PartitionStatus, RunError, RunResult
+from agilab_panel.events import PartitionEvent
+from agilab_panel.execute.result import PartitionStatus, RunResult
 from agilab_panel.ui.run_section import RunSection, benchmark_frame
 from agilab_panel.ui.state import OrchestrateState
 
 from .conftest import visible_text, walk
 
+FAULTY_APPS = Path(__file__).resolve().parents[1] / "integration" / "apps"
+MODES = AGI.POOL_MODE | AGI.DASK_MODE
 
-def _result(mode: int = 0, seconds: float = 1.25, note: str = "using the saved work plan (edited)",
-            output: str | None = "/data/out.parquet") -> RunResult:
+
+def _result(mode: int = 0, seconds: float = 1.25) -> RunResult:
     parts = [PartitionStatus(label=f"p{i}", worker=f"127.0.0.1-{i % 2}", status="done", seconds=0.2) for i in range(4)]
-    return RunResult(app="minimal_app", mode=mode, seconds=seconds, plan_source="saved", plan_note=note, plan={},
-                     output=output, rows=4, columns=["a", "b"], partitions=parts, workers={"127.0.0.1": 2}, nodes=1)
+    return RunResult(app="minimal_app", mode=mode, seconds=seconds, plan_source="saved", plan_note="", plan={},
+                     output=None, rows=4, columns=["a", "b"], partitions=parts, workers={"127.0.0.1": 2}, nodes=1)
 
 
-def _fake_run(monkeypatch: pytest.MonkeyPatch, outcome: Any, delay: float = 0.0) -> list[Any]:
-    calls: list[Any] = []
+@pytest.fixture
+def installed_state(installed, use_home) -> OrchestrateState:  # noqa: ANN001
+    use_home(installed("minimal_app", modes_enabled=MODES))
+    state = OrchestrateState("minimal_app")
+    assert state.installed
+    return state
 
-    async def run(env: Any, request: Any = None, *, events: EventBus, keep_cluster: bool = True) -> Any:
-        calls.append(request)
-        events.emit(RunEvent(app=env.app, mode=0, state="started"))
-        events.log("running", source="run")
-        events.emit(PartitionEvent(label="p0", worker="127.0.0.1-0", state="started"))
-        await asyncio.sleep(delay)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        events.emit(PartitionEvent(label="p0", worker="127.0.0.1-0", state="done", seconds=delay))
-        return outcome
 
-    monkeypatch.setattr(AGI, "run", staticmethod(run))
-    return calls
+@pytest.fixture
+def faulty_state(installed, use_home) -> OrchestrateState:  # noqa: ANN001
+    use_home(installed("faulty_app", modes_enabled=MODES, apps_path=FAULTY_APPS))
+    state = OrchestrateState("faulty_app", apps_path=[str(FAULTY_APPS)])
+    assert state.installed
+    return state
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_snippet_follows_the_settings_and_the_benchmark_toggle(state: Orchestrat
     assert "AGI.run(" in code and "RunRequest(" in code and "mode=0" in code
     assert section.snippet.filename == "AGI_run_minimal_app.py"
     state.benchmark_all = True
-    assert "mode=None" in section.snippet.code
+    assert "mode=[0]" in section.snippet.code
     assert "times 1 mode" in visible_text(section)
     state.settings.cluster.pool = True  # toggles change both the snippet and the modes benchmarked
     assert "times 2 modes: 0: python, 1: pool" in visible_text(section)
@@ -81,29 +82,33 @@ def test_snippet_follows_the_settings_and_the_benchmark_toggle(state: Orchestrat
     assert "AGI.POOL_MODE" in section.snippet.code and "runs mode 1: pool" in visible_text(section)
 
 
-async def test_run_shows_the_outcome_and_the_plan_note(state: OrchestrateState, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _fake_run(monkeypatch, _result())
-    state.installed = True
+async def test_run_shows_the_outcome_and_the_plan_note(installed_state: OrchestrateState) -> None:
+    state = installed_state
+    state.settings.save_args({"partitions": 4, "size": 100})
+    await state.check_distribute()
+    state.plan.reassign(state.plan.partitions[0].label, "127.0.0.1-1")
+    state.save_plan()
     section = RunSection(state)
     await section._on_run()
-    assert len(calls) == 1 and calls[0].mode == 0
+    await AGI.shutdown()
+    assert state.error == "" and state.run_result.mode == 0
     text = visible_text(section)
-    assert "RUN done in 1.25 s" in text and "mode 0: python" in text
+    assert re.search(r"RUN done in [\d.]+ s", text) and "mode 0: python" in text
     assert "Work plan: using the saved work plan (edited)." in text
-    assert "4 rows × 2 columns" in text and "LOAD DATA previews it" in text
+    assert "4 rows × 3 columns" in text and "LOAD DATA previews it" in text
     section.logs.flush()
-    assert [line.text for line in section.logs.lines] == ["running"]
+    assert any("using the saved work plan (edited)" in line.text for line in section.logs.lines)
     section.progress.flush()
-    assert section.progress.done == 1
+    assert section.progress.done == 4
 
 
-async def test_run_failure_is_readable_with_details_on_demand(state: OrchestrateState,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_run(monkeypatch, RunError("partition p3 failed on 127.0.0.1-1: ValueError: bad row"))
-    state.installed = True
+async def test_run_failure_is_readable_with_details_on_demand(faulty_state: OrchestrateState) -> None:
+    state = faulty_state
+    state.settings.save_args({"partitions": 3, "fail_on": 1})
     section = RunSection(state)
     await section._on_run()
-    assert state.error == "RUN failed: partition p3 failed on 127.0.0.1-1: ValueError: bad row"
+    await AGI.shutdown()
+    assert state.error == "RUN failed: partition part-1 failed on worker local: ValueError: partition 1 was told to fail"
     alerts = [o for o in walk(section) if getattr(o, "alert_type", None) == "danger"]
     assert [a.object for a in alerts] == [state.error]
     assert "Traceback" not in visible_text(section).split("Details")[0]  # no traceback up front
@@ -113,18 +118,19 @@ async def test_run_failure_is_readable_with_details_on_demand(state: Orchestrate
     assert not section.run_button.disabled  # ready for another try
 
 
-async def test_cancel_stops_the_run(state: OrchestrateState, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_run(monkeypatch, _result(), delay=30)
-    state.installed = True
+async def test_cancel_stops_the_run(faulty_state: OrchestrateState) -> None:
+    state = faulty_state
+    state.settings.save_args({"partitions": 2, "seconds": 30.0})
     section = RunSection(state)
     task = asyncio.create_task(section._on_run())
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if state.busy == "RUN":
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        if any(isinstance(e, PartitionEvent) and e.state == "started" for e in state.bus.history):
             break
     assert section.run_button.disabled and not section.cancel_button.disabled
     section.cancel_button.clicks += 1
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 10)
+    await AGI.shutdown()
     assert state.error == "RUN cancelled" and state.busy == ""
     warnings = [o for o in walk(section) if getattr(o, "alert_type", None) == "warning"]
     assert any(w.object == "RUN cancelled" for w in warnings)
@@ -148,20 +154,18 @@ def test_benchmark_results_from_benchmark_json(state: OrchestrateState) -> None:
     assert speedup.data.set_index("label")["speedup"].to_dict() == {"4: dask": 2.0, "1: pool": 2.5, "0: python": 1.0}
 
 
-async def test_benchmark_run_updates_table_and_bars(state: OrchestrateState, monkeypatch: pytest.MonkeyPatch) -> None:
-    table = {str(m): {"mode": m, "mode_str": "", "label": lbl, "seconds": s, "order": o, "delta_pct": d,
-                      "speedup": sp, "nodes": 1, "workers": 2, "rows": 4}
-             for m, lbl, s, o, d, sp in [(0, "0: python", 1.0, 2, 100.0, 1.0), (1, "1: pool", 0.5, 1, 0.0, 2.0)]}
-    bench = BenchmarkResult(app="minimal_app", runs=[_result(0, 1.0), _result(1, 0.5)], table=table, path="bench.json")
-    calls = _fake_run(monkeypatch, bench)
-    state.installed = True
+async def test_benchmark_run_updates_table_and_bars(installed_state: OrchestrateState) -> None:
+    state = installed_state
+    state.settings.save_args({"partitions": 2, "size": 100})
+    state.settings.cluster.pool = True  # the enabled modes: 0 and 1
     state.benchmark_all = True
     section = RunSection(state)
     await section._on_run()
-    assert calls[0].mode is None  # a benchmark of the enabled modes
-    assert state.benchmark_result is bench and state.run_result is bench.runs[-1]
-    assert section._bench_table.value["label"].tolist() == ["1: pool", "0: python"]
-    assert "From `bench.json`" in visible_text(section)
+    await AGI.shutdown()
+    assert state.error == "" and sorted(state.benchmark_result.table) == ["0", "1"]
+    assert state.run_result is state.benchmark_result.runs[-1]
+    assert sorted(section._bench_table.value["label"]) == ["0: python", "1: pool"]
+    assert f"From `{state.env.benchmark_path}`" in visible_text(section) or "benchmark.json" in visible_text(section)
 
 
 def test_benchmark_frame_handles_errors_only() -> None:
