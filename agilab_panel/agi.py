@@ -16,9 +16,10 @@ from .events import EventBus, RunEvent, stderr_printer
 from .execute.cluster import cluster_pool
 from .execute.common import make_job
 from .execute.result import BenchmarkResult, RunError, RunResult
+from .fsutil import atomic_write_text
 from .plan import WorkPlan
 from .request import RunRequest
-from .settings import AppSettings, atomic_write_text
+from .settings import AppSettings
 
 __all__ = ["AGI"]
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .execute.result import BenchmarkResult, RunResult
+from .fsutil import atomic_write_text
 from .modes import mode_label, mode_to_str
-from .settings import atomic_write_text
 
 __all__ = ["benchmark_table", "write_benchmark"]
 

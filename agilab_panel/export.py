@@ -7,12 +7,13 @@ partition); every reader below accepts all three.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .fsutil import atomic_path
 
 __all__ = ["ExportError", "output_files", "output_frame", "output_columns", "export_columns"]
 
@@ -106,15 +107,6 @@ def export_columns(env: Any, source: str | os.PathLike, columns: Sequence[str]) 
         )
     frame = output_frame(source, wanted)
     target = Path(env.export_csv)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, index=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False)
     return target

@@ -39,10 +39,10 @@ from packaging.utils import canonicalize_name
 
 from .env import AgiEnv
 from .events import EventBus, LogLine, StepEvent
+from .execute.common import child_env
 from .hosts import is_local_host, validate_workers
 from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
 from .results import HostInstall, InstallResult, StepResult
-from .execute.common import child_env
 
 __all__ = [
     "NotInstalledError",

@@ -14,8 +14,9 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from . import __version__
+from .fsutil import atomic_write_text
 from .modes import benchmark_modes, mode_label
-from .settings import AppSettings, atomic_write_text
+from .settings import AppSettings
 from .snippets import SNIPPET_VERSION, available_kinds, snippet_file_name, snippet_for
 
 __all__ = ["NOTEBOOK_KINDS", "build_notebook", "export_notebook", "notebook_path"]

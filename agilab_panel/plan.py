@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .fsutil import atomic_write_text
 from .hosts import slot_ids, validate_workers
 from .runtime.base import Partition
-from .settings import atomic_write_text
 
 __all__ = ["Partition", "WorkPlan", "PlanError", "balance", "build_plan", "args_fingerprint"]
 

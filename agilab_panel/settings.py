@@ -7,9 +7,7 @@ parse: the error names the file and line, and :meth:`SettingsStore.reseed` keeps
 from __future__ import annotations
 
 import copy
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +18,7 @@ import tomlkit
 from filelock import FileLock
 from tomlkit.exceptions import ParseError
 
+from .fsutil import atomic_write_text
 from .hosts import parse_host_port, validate_workers
 from .modes import benchmark_modes, mode_from_toggles, mode_label
 
@@ -61,22 +60,6 @@ class UnknownArgumentError(ValueError):
             f"app {app!r} has no argument {key!r} (it was renamed or removed); "
             f"known arguments: {', '.join(known) or 'none'}. Regenerate the snippet."
         )
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file whole or not at all: temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- parameters with validation at the field -----------------------------------------------------

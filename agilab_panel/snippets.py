@@ -22,9 +22,10 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from .apps import discover_apps
+from .fsutil import atomic_write_text
 from .hosts import parse_host_port, validate_workers
 from .modes import benchmark_modes, mode_expression, parse_mode
-from .settings import AppSettings, atomic_write_text
+from .settings import AppSettings
 
 __all__ = [
     "SNIPPET_KINDS",

@@ -89,8 +89,8 @@ def test_export_is_atomic_when_writing_fails(tmp_path: Path, frame: pd.DataFrame
     export_columns(env, source, ["aircraft", "n"])
     before = env.export_csv.read_bytes()
 
-    def broken(self: pd.DataFrame, handle: object, **kw: object) -> None:
-        handle.write("aircraft,n\nA1,")  # type: ignore[attr-defined]
+    def broken(self: pd.DataFrame, target: object, **kw: object) -> None:
+        Path(target).write_text("aircraft,n\nA1,")  # type: ignore[arg-type]
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken)

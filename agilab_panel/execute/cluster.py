@@ -314,7 +314,7 @@ class WorkerCluster:
         return self.env.user_app_dir / "cluster.json"
 
     def _write_state(self, sched_file: Path) -> None:
-        from ..settings import atomic_write_text
+        from ..fsutil import atomic_write_text
 
         state = {"python": str(self.python), "workers": self.workers, "scheduler_file": str(sched_file),
                  "pids": {n: p.pid for n, p in self.procs.items()}, "created": time.time()}

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..fsutil import atomic_path
 
 __all__ = ["Job", "make_worker", "write_output", "describe_error"]
 
@@ -74,18 +74,11 @@ def write_output(job: Job, frame: Any) -> dict[str, Any]:
     if frame is None:
         return {"output": None, "rows": 0, "columns": []}
     out = Path(job.data_out) / job.output_name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         if out.suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return {"output": str(out), "rows": int(len(frame)), "columns": [str(c) for c in frame.columns]}
 
 
