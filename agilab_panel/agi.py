@@ -138,6 +138,20 @@ class AGI:
         return stop_kept_cluster(app_env)
 
     @staticmethod
+    async def warm(app_env: AgiEnv) -> bool:
+        """Start the local runner of an installed app ahead of its first run; False when not installed."""
+        from .execute.local import warm_runner
+        from .install import NotInstalledError, cython_path, worker_python
+
+        try:
+            python = worker_python(app_env)
+        except NotInstalledError:
+            return False
+        await warm_runner(python, app_env.spec.worker_ref, str(cython_path(app_env)), str(app_env.spec.src_path),
+                          app_env.user_app_dir / "jobs")
+        return True
+
+    @staticmethod
     async def shutdown(keep_persistent: bool = False) -> None:
         """Stop the clusters and local runners this process keeps warm."""
         from .execute.zygote import close_zygotes

@@ -23,7 +23,7 @@ from .common import child_env, stream_lines
 from .result import PartitionStatus, RunError
 from .zygote import zygote_for
 
-__all__ = ["run_local"]
+__all__ = ["run_local", "warm_runner"]
 
 
 async def _reader(fd: int) -> asyncio.StreamReader:
@@ -48,12 +48,17 @@ async def _read_events(reader: asyncio.StreamReader, bus: EventBus, statuses: di
             final[kind] = record
 
 
+async def warm_runner(python: Path, worker_ref: str, cython_path: str | None, src_path: str, workdir: Path) -> Any:
+    """The warm runner of this worker environment and app, started now if it is not running."""
+    paths = [p for p in (cython_path, src_path) if p]
+    return await zygote_for(python, worker_ref.partition(":")[0], paths, workdir / "runner.log")
+
+
 async def _launch(job: Job, job_path: str, python: Path, workdir: Path, warm: bool,
                   fds: list[int]) -> tuple[Callable[[], Awaitable[int]], Callable[[], None]]:
     """Start the job with (stdout, stderr, events) write ends; returns (wait, kill)."""
     if warm:
-        paths = [p for p in (job.cython_path, job.src_path) if p]
-        zygote = await zygote_for(python, job.worker_ref.partition(":")[0], paths, workdir / "runner.log")
+        zygote = await warm_runner(python, job.worker_ref, job.cython_path, job.src_path, workdir)
         pid = await zygote.launch(job_path, fds)
 
         def kill() -> None:

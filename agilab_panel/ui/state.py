@@ -81,6 +81,17 @@ class OrchestrateState(param.Parameterized):
         reason = check_install(self.env, modes)
         self.installed = reason is None
         self.install_note = "" if reason is None else reason
+        if self.installed:
+            self._warm()
+
+    def _warm(self) -> None:
+        """Start the app's local runner in the background, so the first RUN does not pay for it."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (a script or a test building the page): the first RUN starts it
+        task = loop.create_task(AGI.warm(self.env))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failed warm-up is not an error
 
     def reseed_settings(self) -> Path | None:
         from ..settings import SettingsStore

@@ -61,3 +61,20 @@ async def test_a_cancelled_local_run_kills_its_process(installed, use_home, live
     finally:
         await AGI.shutdown()
     assert not [p for p in psutil.Process().children(recursive=True) if "zygote" in " ".join(p.cmdline())]
+
+
+async def test_warm_starts_the_runner_of_an_installed_app_only(installed, use_home, live_children):
+    assert await AGI.warm(AgiEnv("mandelbrot", verbose=0)) is False  # not installed in this home
+    use_home(installed("minimal_app"))
+    env = AgiEnv("minimal_app", verbose=0)
+    before = live_children()
+    try:
+        assert await AGI.warm(env) is True
+        runner = live_children() - before
+        assert len(runner) == 1  # the warm runner, before any run
+        await AGI.run(env, RunRequest(params={"partitions": 1}, workers={"127.0.0.1": 1}, mode=0), events=EventBus())
+        assert runner <= live_children()  # the run forked from it: no second runner
+        assert len(live_children() - before) == 1
+    finally:
+        await AGI.shutdown()
+    assert live_children() - before == set()
