@@ -51,7 +51,9 @@ async def _read_events(reader: asyncio.StreamReader, bus: EventBus, statuses: di
 async def warm_runner(python: Path, worker_ref: str, cython_path: str | None, src_path: str, workdir: Path) -> Any:
     """The warm runner of this worker environment and app, started now if it is not running."""
     paths = [p for p in (cython_path, src_path) if p]
-    return await zygote_for(python, worker_ref.partition(":")[0], paths, workdir / "runner.log")
+    # the environment's own packages change only through INSTALL, which rewrites its state file
+    state = [python.parent.parent.parent / "install_state.json"]
+    return await zygote_for(python, worker_ref.partition(":")[0], paths, workdir / "runner.log", state)
 
 
 async def _launch(job: Job, job_path: str, python: Path, workdir: Path, warm: bool,

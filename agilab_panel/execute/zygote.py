@@ -25,7 +25,9 @@ _RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
 def _snapshot(folders: list[Path]) -> dict[str, float]:
     files: dict[str, float] = {}
     for folder in folders:
-        if folder.is_dir():
+        if folder.is_file():  # e.g. the install state: a reinstall may have changed the packages
+            files[str(folder)] = folder.stat().st_mtime
+        elif folder.is_dir():
             for path in folder.rglob("*"):
                 if path.suffix in (".py", ".so") and "__pycache__" not in path.parts:
                     with contextlib.suppress(OSError):
@@ -36,11 +38,12 @@ def _snapshot(folders: list[Path]) -> dict[str, float]:
 class Zygote:
     """A started ``runtime.zygote`` process and the socket that drives it."""
 
-    def __init__(self, python: Path, preload: list[str], paths: list[str], log: Path) -> None:
+    def __init__(self, python: Path, preload: list[str], paths: list[str], log: Path,
+                 watch: list[Path] | None = None) -> None:
         self.python, self.preload, self.paths, self.log = python, preload, paths, log
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
-        self.watched = [Path(p) for p in paths if p] + [_RUNTIME]
+        self.watched = [Path(p) for p in paths if p] + [_RUNTIME, *(watch or [])]
         self.snapshot: dict[str, float] = {}
         self._exits: dict[int, asyncio.Future] = {}
         self._replies: asyncio.Queue = asyncio.Queue()
@@ -121,7 +124,8 @@ class Zygote:
 _zygotes: dict[tuple, Zygote] = {}
 
 
-async def zygote_for(python: Path, worker_module: str, paths: list[str], log: Path) -> Zygote:
+async def zygote_for(python: Path, worker_module: str, paths: list[str], log: Path,
+                     watch: list[Path] | None = None) -> Zygote:
     """The warm runner for this environment and app, started or restarted as needed."""
     for old_key, old in list(_zygotes.items()):
         if old.loop.is_closed():
@@ -132,7 +136,7 @@ async def zygote_for(python: Path, worker_module: str, paths: list[str], log: Pa
         return zygote
     if zygote is not None:
         await zygote.close()
-    zygote = Zygote(python, [worker_module], paths, log)
+    zygote = Zygote(python, [worker_module], paths, log, watch)
     try:
         await zygote.start()
     except BaseException:
