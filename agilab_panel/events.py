@@ -11,7 +11,7 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TextIO
 
@@ -23,6 +23,7 @@ __all__ = [
     "WorkerEvent",
     "RunEvent",
     "EventBus",
+    "Subscription",
     "event_from_dict",
     "stderr_printer",
 ]
@@ -156,21 +157,57 @@ class EventBus:
     def log(self, text: str, *, level: Level = "INFO", source: str = "engine", **kw: Any) -> None:
         self.emit(LogLine(text=text, level=level, source=source, **kw))
 
-    async def subscribe(self) -> AsyncIterator[Event]:
-        """Follow events as they come; ends when the consumer stops iterating."""
-        queue: asyncio.Queue = asyncio.Queue()
-        entry = (asyncio.get_running_loop(), queue)
+    def subscribe(self) -> Subscription:
+        """Follow events from now on: ``async for event in bus.subscribe()`` (or ``async with``).
+
+        The subscription is registered when this returns, so no event emitted after the call is
+        missed, however late the first iteration comes. Call from a running event loop.
+        """
+        return Subscription(self)
+
+    def _register(self, entry: tuple[asyncio.AbstractEventLoop, asyncio.Queue]) -> None:
         with self._lock:
             self._queues.append(entry)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            with self._lock:
+
+    def _unregister(self, entry: tuple[asyncio.AbstractEventLoop, asyncio.Queue]) -> None:
+        with self._lock:
+            if entry in self._queues:
                 self._queues.remove(entry)
 
     def logs(self) -> list[LogLine]:
         return [e for e in self.history if isinstance(e, LogLine)]
+
+
+class Subscription:
+    """One async subscriber's queue of events; ``aclose()`` (or leaving ``async with``) ends it."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        self._entry = (asyncio.get_running_loop(), asyncio.Queue())
+        bus._register(self._entry)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._bus is None:
+            raise StopAsyncIteration
+        return await self._entry[1].get()
+
+    async def aclose(self) -> None:
+        if self._bus is not None:
+            self._bus._unregister(self._entry)
+            self._bus = None
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if self._bus is not None:
+            self._bus._unregister(self._entry)
 
 
 def stderr_printer(min_level: int = 1, out: TextIO | None = None) -> Callable[[Event], None]:

@@ -28,10 +28,9 @@ async def take(subscription, count: int, timeout: float = 5.0) -> list:
 
 
 async def subscribed(bus: EventBus):
-    """A subscription that is already registered (the generator registers on its first step)."""
+    """A subscription, and its first event still to come."""
     subscription = bus.subscribe()
     first = asyncio.ensure_future(subscription.__anext__())
-    await asyncio.sleep(0)
     return subscription, first
 
 
@@ -175,3 +174,14 @@ def test_stderr_printer_filters_by_verbosity():
     printer(LogLine(text="debug only", level="DEBUG"))
     printer(PartitionEvent(label="p0", worker="w", state="done"))
     assert verbose.getvalue().splitlines() == ["debug only", "partition p0 on w: done "]
+
+
+async def test_a_subscription_misses_nothing_emitted_before_its_first_iteration():
+    bus = EventBus()
+    subscription = bus.subscribe()
+    bus.log("early")  # nobody is awaiting the subscription yet
+    async with subscription:
+        event = await asyncio.wait_for(subscription.__anext__(), 1)
+    assert event.text == "early"
+    bus.log("after close")
+    assert [e async for e in subscription] == []
