@@ -348,6 +348,10 @@ class ClusterPool:
             if adopted is not None:
                 self._clusters[key] = adopted
                 return adopted, "reused"
+            for other_key, other in list(self._clusters.items()):  # one warm cluster per app: free the old one
+                if other_key[:2] == key[:2] and not other.persistent:
+                    del self._clusters[other_key]
+                    await other.close()
             cluster = WorkerCluster(env, python, workers, scheduler=scheduler, cython_path=cython_path, persistent=persistent)
             cluster.bus = bus
             how = await cluster.start()

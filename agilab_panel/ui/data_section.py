@@ -153,7 +153,7 @@ class PrepareDataSection(pn.viewable.Viewer):
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        self.selector = pn.widgets.MultiChoice(name="Columns to export", options=[], value=[],
+        self.selector = pn.widgets.MultiChoice(label="Columns to export", options=[], value=[],
                                                placeholder="choose the columns", sizing_mode="stretch_width",
                                                margin=(5, 10), solid=False)
         self.select_all = pn.widgets.Button(label="Select all", color="light", icon="checks", width=120,

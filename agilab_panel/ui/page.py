@@ -197,7 +197,7 @@ class OrchestratePage(pn.viewable.Viewer):
         self._heading = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self.main = pn.Column(self._heading, *(s.slot for s in self.slots.values()), sizing_mode="stretch_width",
                               margin=0)
-        self.app_select = pn.widgets.Select.from_param(self.state.param.app, name="App", sizing_mode="stretch_width")
+        self.app_select = pn.widgets.Select.from_param(self.state.param.app, label="App", sizing_mode="stretch_width")
         self._app_info = pn.pane.Markdown("", styles=_MUTED, sizing_mode="stretch_width")
         self._checklist = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[_CHECK_CSS], margin=(0, 10))
         self.sidebar = pn.Column(

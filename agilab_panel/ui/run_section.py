@@ -74,7 +74,7 @@ class RunSection(pn.viewable.Viewer):
         self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", variant="outline", icon="x",
                                                width=110, margin=(5, 5), disabled=True, align="center")
         self.cancel_button.on_click(self._on_cancel)
-        self.benchmark_toggle = pn.widgets.Switch.from_param(state.param.benchmark_all, name="", margin=(5, 6, 5, 24),
+        self.benchmark_toggle = pn.widgets.Switch.from_param(state.param.benchmark_all, label="", margin=(5, 6, 5, 24),
                                                             width=40, align="center")
         self._benchmark_label = pn.pane.Markdown("**Benchmark all modes**", margin=(0, 10, 0, 0), align="center")
         self._modes_hint = muted("", margin=(0, 10), align="center")

@@ -159,3 +159,18 @@ def test_cli_failure_is_one_line_and_non_zero(installed, use_home):
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.strip().count("\n") == 0 and "bogus" in proc.stderr
+
+
+async def test_one_warm_cluster_per_app_a_new_worker_map_replaces_it(installed, use_home, live_children):
+    use_home(installed("minimal_app"))
+    env = AgiEnv("minimal_app", verbose=0)
+    before = live_children()
+    try:
+        await AGI.run(env, RunRequest(params={"partitions": 2}, workers={"127.0.0.1": 2}, mode=4), events=EventBus())
+        two = live_children() - before
+        result = await AGI.run(env, RunRequest(params={"partitions": 2}, workers={"127.0.0.1": 1}, mode=4),
+                               events=EventBus())
+        one = live_children() - before
+        assert result.cluster == "started" and len(two) == 2 and len(one) == 1 and not (one & two)
+    finally:
+        await AGI.shutdown()
