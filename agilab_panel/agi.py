@@ -230,12 +230,16 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
 async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: RunRequest, bus: EventBus,
                      keep_cluster: bool, persistent: bool = False) -> BenchmarkResult:
     from .benchmark import write_benchmark
-    from .install import cython_path, worker_python
+    from .install import NotInstalledError, cython_path, worker_python
 
+    try:
+        python = worker_python(env)
+    except NotInstalledError as exc:
+        raise RunError(str(exc)) from exc
     runs: list[RunResult] = []
     errors: dict[int, str] = {}
     if any(m & modes.DASK_MODE for m in chosen):  # start-up is paid once, outside the timings
-        cluster, how = await cluster_pool.acquire(env, worker_python(env), inputs.workers, scheduler=inputs.scheduler,
+        cluster, how = await cluster_pool.acquire(env, python, inputs.workers, scheduler=inputs.scheduler,
                                                   cython_path=cython_path(env), bus=bus, persistent=persistent)
         bus.log(f"benchmark: Dask cluster {how} at {cluster.address}", source="run")
     for mode in chosen:
@@ -244,8 +248,8 @@ async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: R
         except RunError as exc:
             errors[mode] = str(exc)
             bus.log(f"benchmark: {modes.mode_label(mode)} failed: {exc}", level="ERROR", source="run")
-    if not keep_cluster:
-        await cluster_pool.close_all()
+    if not keep_cluster:  # what the benchmark started for itself ends with it
+        await AGI.shutdown(keep_persistent=True)
     if not runs:
         raise RunError("every benchmarked mode failed: " + "; ".join(f"{m}: {e}" for m, e in errors.items()))
     return await asyncio.to_thread(write_benchmark, env.benchmark_path, env.app, runs, errors)
