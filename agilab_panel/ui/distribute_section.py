@@ -443,6 +443,11 @@ class DistributeSection(pn.viewable.Viewer):
             disabled=pn.bind(lambda busy, settings: bool(busy) or settings is None, state.param.busy, state.param.settings),
         )
         self.check_button.on_click(self._check)
+        self.cancel_button = pn.widgets.Button(
+            label="Cancel", color="light", icon="square", width=110,
+            disabled=pn.bind(lambda busy: busy != "CHECK DISTRIBUTE", state.param.busy),
+        )
+        self.cancel_button.on_click(lambda _e: state.cancel())
         self.action = ActionStatus(state, "CHECK DISTRIBUTE", "Building the work plan…")
         self.plan_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self.workplan = WorkplanEditor(state)
@@ -463,7 +468,7 @@ class DistributeSection(pn.viewable.Viewer):
             pn.pane.Markdown("The `AGI.get_distrib(...)` call behind CHECK DISTRIBUTE: it prepares the inputs and "
                              "balances the partitions over the worker slots.", styles=_MUTED, margin=(0, 10)),
             self.snippet,
-            pn.Row(self.check_button, margin=(5, 0)),
+            pn.Row(self.check_button, self.cancel_button, margin=(5, 0)),
             self.action,
             self.plan_note,
             pn.Card(self._tree_empty, self.tree, title="Distribution tree", sizing_mode="stretch_width", collapsible=True),

@@ -2,6 +2,7 @@
 distribution tree and the Workplan editor."""
 from __future__ import annotations
 
+import asyncio
 import json
 import tomllib
 from pathlib import Path
@@ -139,3 +140,20 @@ def test_follows_app_changes_until_closed(minimal_state: OrchestrateState) -> No
     section.close()
     minimal_state.app = "minimal_app"
     assert section.args._layout.title == "flight_telemetry args"
+
+
+async def test_check_distribute_can_be_cancelled() -> None:
+    state = OrchestrateState("flight_telemetry")
+    state.settings.save_args({"n_aircraft": 2, "rows_per_file": 1_000_000})  # seconds of data generation
+    section = DistributeSection(state)
+    assert section.cancel_button.disabled
+    task = asyncio.create_task(section._check())
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if state.busy == "CHECK DISTRIBUTE":
+            break
+    assert not section.cancel_button.disabled and section.check_button.disabled
+    section.cancel_button.clicks += 1
+    await asyncio.wait_for(task, 5)
+    assert state.error == "CHECK DISTRIBUTE cancelled" and state.busy == "" and state.plan is None
+    assert not section.check_button.disabled
