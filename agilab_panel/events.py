@@ -85,6 +85,7 @@ class WorkerEvent(Event):
     state: Literal["joined", "heartbeat", "left"]
     address: str = ""
     detail: str = ""
+    age: float | None = None  # heartbeats: seconds since the scheduler last heard from the worker
 
 
 @dataclass(frozen=True)

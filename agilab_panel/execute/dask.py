@@ -21,6 +21,7 @@ __all__ = ["run_dask", "WATCH_INTERVAL"]
 
 WATCH_INTERVAL = 0.25
 DEATH_GRACE = 3.0  # seconds
+HEARTBEAT_INTERVAL = 1.0  # seconds between two heartbeat events per worker
 
 
 async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dict[str, Any], dict[str, PartitionStatus]]:
@@ -120,20 +121,24 @@ def _blame(future: Any, job: Job, statuses: dict[str, PartitionStatus], running:
 
 
 async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], statuses: dict[str, PartitionStatus]) -> None:
-    """End the run when a pinned worker leaves: its tasks could never run anywhere else.
+    """Stream worker heartbeats, and end the run when a pinned worker leaves (its tasks could run nowhere else).
 
     The scheduler usually reports the killed task first (and names its partition exactly); the
     watchdog waits a short grace period for that before blaming the last partition seen starting.
     """
     first_seen: float | None = None
+    last_beat = 0.0
     while True:
         await asyncio.sleep(WATCH_INTERVAL)
         dead = cluster.dead_slots()
         if not dead and cluster.client is not None:
             with contextlib.suppress(Exception):
                 info = await cluster._identity()
-                present = set(info.get("workers", {}))
-                dead = [s for s, a in cluster.slot_workers.items() if a not in present and s in _used_slots(statuses)]
+                workers = info.get("workers", {})
+                dead = [s for s, a in cluster.slot_workers.items() if a not in workers and s in _used_slots(statuses)]
+                if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL:
+                    last_beat = time.monotonic()
+                    _heartbeats(cluster, workers)
         if not dead:
             continue
         first_seen = first_seen or time.monotonic()
@@ -146,6 +151,17 @@ async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], status
         if label:
             statuses[label].status, statuses[label].error = "failed", f"worker {slot} died"
         raise RunError(f"worker {slot} died while running partition {label or '(none)'}", partition=label, worker=slot)
+
+
+def _heartbeats(cluster: WorkerCluster, workers: dict[str, Any]) -> None:
+    """One WorkerEvent per slot: seconds since the scheduler last heard from its worker."""
+    if cluster.bus is None:
+        return
+    now = time.time()
+    for slot, address in cluster.slot_workers.items():
+        seen = workers.get(address, {}).get("last_seen")
+        if seen is not None:
+            cluster.bus.emit(WorkerEvent(worker=slot, state="heartbeat", address=address, age=max(0.0, now - seen)))
 
 
 def _used_slots(statuses: dict[str, PartitionStatus]) -> set[str]:

@@ -16,6 +16,7 @@ import pandas as pd
 import panel as pn
 
 from ..modes import benchmark_modes, mode_label
+from .heartbeats import HeartbeatPlot
 from .logs import ActionStatus, LogView
 from .snippet_view import SnippetView
 from .progress import ProgressPlot
@@ -84,10 +85,11 @@ class RunSection(pn.viewable.Viewer):
         self._result = pn.pane.Alert("", alert_type="success", visible=False, sizing_mode="stretch_width", margin=(5, 10))
 
         self.progress = ProgressPlot(state.bus)
+        self.heartbeats = HeartbeatPlot(state.bus)
         self.logs = LogView(state.bus, sources=RUN_LOG_SOURCES, title="Run logs",
                             empty_text="No run logs yet: press RUN and its lines stream here live.")
-        self._progress_card = pn.Card(self.progress, title="Progress", collapsed=False, sizing_mode="stretch_width",
-                                      margin=(5, 0))
+        self._progress_card = pn.Card(self.progress, self.heartbeats, title="Progress", collapsed=False,
+                                      sizing_mode="stretch_width", margin=(5, 0))
         self._bench_table: pn.widgets.Tabulator | None = None
         self._bench_seconds = pn.pane.HoloViews(None, sizing_mode="stretch_width", linked_axes=False)
         self._bench_speedup = pn.pane.HoloViews(None, sizing_mode="stretch_width", linked_axes=False)
@@ -292,11 +294,13 @@ class RunSection(pn.viewable.Viewer):
         """Start the live views (log tail, progress) on the current session."""
         self.logs.start()
         self.progress.start()
+        self.heartbeats.start()
 
     def close(self) -> None:
         """Stop the live views and stop following the state (the section is being dropped)."""
         self.logs.close()
         self.progress.close()
+        self.heartbeats.close()
         self.status.close()
         for watcher in self._state_watchers:
             self.state.param.unwatch(watcher)

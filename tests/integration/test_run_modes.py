@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
-from agilab_panel.events import PartitionEvent
+from agilab_panel.events import PartitionEvent, WorkerEvent
 from agilab_panel.execute.result import RunError
 
 pytestmark = pytest.mark.integration
@@ -174,3 +174,16 @@ async def test_one_warm_cluster_per_app_a_new_worker_map_replaces_it(installed, 
         assert result.cluster == "started" and len(two) == 2 and len(one) == 1 and not (one & two)
     finally:
         await AGI.shutdown()
+
+
+async def test_a_cluster_run_streams_worker_heartbeats(installed, use_home):
+    use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    bus = EventBus()
+    try:
+        await AGI.run(env, _request(AGI.DASK_MODE, partitions=4, seconds=1.0), events=bus)
+    finally:
+        await AGI.shutdown()
+    beats = [e for e in bus.history if isinstance(e, WorkerEvent) and e.state == "heartbeat"]
+    assert {e.worker for e in beats} == {"127.0.0.1-0", "127.0.0.1-1"}
+    assert all(0 <= e.age < 10 for e in beats)

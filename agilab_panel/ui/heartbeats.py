@@ -1,0 +1,85 @@
+"""Worker heartbeats of a cluster run: seconds since the scheduler last heard from each worker, live.
+
+A flat line near zero is a healthy worker; a line that climbs is a worker that stopped answering
+(a long task holding the GIL, or a dying process), which the run's watchdog reports when it leaves.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+from holoviews.streams import Buffer
+
+from ..events import Event, EventBus, RunEvent, WorkerEvent
+from .logs import EventFeed
+
+__all__ = ["HeartbeatPlot"]
+
+_COLUMNS = ["t", "worker", "age"]
+_HISTORY_ROWS = 20_000
+
+
+class HeartbeatPlot(pn.viewable.Viewer):
+    """Heartbeat age per worker over the run, fed by ``WorkerEvent(state="heartbeat")`` on ``bus``."""
+
+    period = param.Integer(default=1000, bounds=(100, 10_000), doc="Milliseconds between two plot updates.")
+    workers = param.List(default=[], item_type=str, doc="Workers heard from in the current run.")
+    latest = param.Dict(default={}, doc="Last heartbeat age per worker, in seconds.")
+
+    def __init__(self, bus: EventBus, **params: Any) -> None:
+        super().__init__(**params)
+        self._start: float | None = None
+        self.buffer = Buffer(pd.DataFrame({"t": [], "worker": [], "age": []}), length=_HISTORY_ROWS, index=False)
+        plot = hv.DynamicMap(self._element, streams=[self.buffer])
+        self._pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=(5, 10))
+        self._empty = pn.pane.Markdown("No heartbeats yet: they stream here, once a second per worker, while a "
+                                       "cluster run goes on.", margin=(5, 10), styles={"color": "#6b6b6b"})
+        self._layout = pn.Column(self._empty, self._pane, sizing_mode="stretch_width", margin=0)
+        self._pane.visible = False
+        self._feed = EventFeed(bus, self._accepts, self.apply, period=self.period)
+
+    @staticmethod
+    def _accepts(event: Event) -> bool:
+        return isinstance(event, RunEvent) and event.state == "started" or (
+            isinstance(event, WorkerEvent) and event.state == "heartbeat" and event.age is not None)
+
+    def apply(self, events: list[Event]) -> None:
+        """Add a batch of events; a run that starts clears the plot."""
+        rows = []
+        for event in events:
+            if isinstance(event, RunEvent):
+                self._start, rows, self.workers, self.latest = event.time, [], [], {}
+                self.buffer.clear()
+                continue
+            start = self._start if self._start is not None else event.time
+            rows.append((event.time - start, event.worker, float(event.age)))
+            self.latest = {**self.latest, event.worker: float(event.age)}
+        if rows:
+            self.workers = sorted(self.latest)
+            self.buffer.send(pd.DataFrame(rows, columns=_COLUMNS))
+        self._empty.visible = not self.latest
+        self._pane.visible = bool(self.latest)
+
+    def _element(self, data: pd.DataFrame) -> hv.Overlay:
+        curves = {worker: hv.Curve(group, "t", "age").opts(line_width=2, tools=["hover"])
+                  for worker, group in data.groupby("worker")}
+        overlay = hv.NdOverlay(curves, kdims="worker") if curves else hv.NdOverlay({"": hv.Curve([], "t", "age")})
+        return overlay.opts(responsive=True, height=220, title="Worker heartbeats (age of the last one)",
+                            xlabel="seconds since the run started", ylabel="heartbeat age (s)",
+                            legend_position="right", show_legend=len(curves) <= 16)
+
+    def flush(self) -> int:
+        return self._feed.flush()
+
+    def start(self) -> None:
+        self._feed.start()
+
+    def close(self) -> None:
+        self._feed.close()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        self.start()
+        return self._layout
