@@ -37,8 +37,9 @@ class HeartbeatPlot(pn.viewable.Viewer):
         self._pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=(5, 10))
         self._empty = pn.pane.Markdown("No heartbeats yet: they stream here, once a second per worker, while a "
                                        "cluster run goes on.", margin=(5, 10), styles={"color": "#6b6b6b"})
-        self._layout = pn.Column(self._empty, self._pane, sizing_mode="stretch_width", margin=0)
-        self._pane.visible = False
+        # visibility is switched on a wrapper: switching it on the HoloViews pane itself trips Panel
+        self._plot_box = pn.Column(self._pane, sizing_mode="stretch_width", margin=0, visible=False)
+        self._layout = pn.Column(self._empty, self._plot_box, sizing_mode="stretch_width", margin=0)
         self._feed = EventFeed(bus, self._accepts, self.apply, period=self.period)
 
     @staticmethod
@@ -61,15 +62,19 @@ class HeartbeatPlot(pn.viewable.Viewer):
             self.workers = sorted(self.latest)
             self.buffer.send(pd.DataFrame(rows, columns=_COLUMNS))
         self._empty.visible = not self.latest
-        self._pane.visible = bool(self.latest)
+        self._plot_box.visible = bool(self.latest)
 
-    def _element(self, data: pd.DataFrame) -> hv.Overlay:
-        curves = {worker: hv.Curve(group, "t", "age").opts(line_width=2, tools=["hover"])
-                  for worker, group in data.groupby("worker")}
-        overlay = hv.NdOverlay(curves, kdims="worker") if curves else hv.NdOverlay({"": hv.Curve([], "t", "age")})
-        return overlay.opts(responsive=True, height=220, title="Worker heartbeats (age of the last one)",
-                            xlabel="seconds since the run started", ylabel="heartbeat age (s)",
-                            legend_position="right", show_legend=len(curves) <= 16)
+    def _element(self, data: pd.DataFrame) -> hv.Path:
+        """One line per worker, in a single element so the streamed plot keeps its shape as workers join."""
+        paths = [group[["t", "age", "worker"]].assign(lane=lane)
+                 for lane, (_, group) in enumerate(data.groupby("worker"))]
+        # an empty Path cannot be colour-mapped: draw nothing with one blank point instead
+        paths = paths or [pd.DataFrame({"t": [float("nan")], "age": [float("nan")], "worker": [""], "lane": [0]})]
+        return hv.Path(paths, ["t", "age"], vdims=["worker", "lane"]).opts(
+            color="lane", cmap="Category10", line_width=2, tools=["hover"], responsive=True, height=220,
+            title="Worker heartbeats (age of the last one)", xlabel="seconds since the run started",
+            ylabel="heartbeat age (s)", framewise=True, ylim=(0, None),
+        )
 
     def flush(self) -> int:
         return self._feed.flush()
