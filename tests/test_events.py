@@ -185,3 +185,4 @@ async def test_a_subscription_misses_nothing_emitted_before_its_first_iteration(
     assert event.text == "early"
     bus.log("after close")
     assert [e async for e in subscription] == []
+

@@ -54,6 +54,17 @@ def _quiet_distributed(verbose: int) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _level(text: str) -> str:
+    """Dask's own INFO chatter is DEBUG here (shown at verbose 3); the app's prints stay INFO."""
+    if " - ERROR - " in text or " - CRITICAL - " in text or text.startswith("Traceback"):
+        return "ERROR"
+    if " - WARNING - " in text:
+        return "WARNING"
+    if " - distributed." in text or " - dask." in text:
+        return "DEBUG"
+    return "INFO"
+
+
 class _Tail:
     """Follow a log file and emit its new lines."""
 
@@ -78,7 +89,7 @@ class _Tail:
             return
         for raw in lines:
             text = raw.decode(errors="replace")
-            level = "ERROR" if " - ERROR - " in text or "Traceback" in text else ("WARNING" if " - WARNING - " in text else "INFO")
+            level = _level(text)
             bus.emit(LogLine(text=text, source=self.source, stream="stderr", level=level, host=self.host))
 
 
