@@ -23,7 +23,7 @@ import param
 from ..plan import PlanError
 from ..settings import args_to_dict
 from .snippet_view import SnippetView
-from .logs import ActionStatus, Watchers, details_card
+from .logs import ActionStatus, Watchers, cancel_button, details_card
 from .plan_graph import compact_number, load_bars, plan_graph, plan_labels
 from .settings_section import FieldMessage
 
@@ -443,11 +443,7 @@ class DistributeSection(pn.viewable.Viewer):
             disabled=pn.bind(lambda busy, settings: bool(busy) or settings is None, state.param.busy, state.param.settings),
         )
         self.check_button.on_click(self._check)
-        self.cancel_button = pn.widgets.Button(
-            label="Cancel", color="light", icon="square", width=110,
-            disabled=pn.bind(lambda busy: busy != "CHECK DISTRIBUTE", state.param.busy),
-        )
-        self.cancel_button.on_click(lambda _e: state.cancel())
+        self.cancel_button = cancel_button(state, "CHECK DISTRIBUTE")
         self.action = ActionStatus(state, "CHECK DISTRIBUTE", "Building the work plan…")
         self.plan_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self.workplan = WorkplanEditor(state)

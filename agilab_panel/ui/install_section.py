@@ -9,7 +9,7 @@ import param
 
 from ..events import Event, StepEvent
 from ..hosts import is_local_host
-from .logs import ActionStatus, EventFeed, LogView, Watchers
+from .logs import ActionStatus, EventFeed, LogView, Watchers, cancel_button
 from .snippet_view import SnippetView
 
 __all__ = ["HostStatusTable", "InstallSection"]
@@ -121,11 +121,7 @@ class InstallSection(pn.viewable.Viewer):
             disabled=pn.bind(lambda busy, settings: bool(busy) or settings is None, state.param.busy, state.param.settings),
         )
         self.install_button.on_click(self._install)
-        self.cancel_button = pn.widgets.Button(
-            label="Cancel", color="light", icon="square", width=110,
-            disabled=pn.bind(lambda busy: busy != "INSTALL", state.param.busy),
-        )
-        self.cancel_button.on_click(lambda _e: state.cancel())
+        self.cancel_button = cancel_button(state, "INSTALL")
         self.action = ActionStatus(state, "INSTALL", "Installing the worker environment… (logs stream below)")
         self.readiness = pn.pane.Alert("", sizing_mode="stretch_width", margin=(5, 10))
         self.hosts = HostStatusTable(self._hosts(), ready=state.installed)

@@ -69,6 +69,14 @@ class Watchers:
         self._items.clear()
 
 
+def cancel_button(state: Any, action: str) -> pn.widgets.Button:
+    """Cancel, enabled while ``action`` runs, wired to ``state.cancel()``."""
+    button = pn.widgets.Button(label="Cancel", color="light", icon="square", width=110,
+                               disabled=pn.bind(lambda busy: busy != action, state.param.busy))
+    button.on_click(lambda _event: state.cancel())
+    return button
+
+
 class EventFeed:
     """Queue the events ``accept`` lets through and pass them to ``on_batch`` every ``period`` ms.
 

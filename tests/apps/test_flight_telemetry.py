@@ -193,7 +193,8 @@ def load_form():
 
 
 def test_form_binds_widgets_to_args_and_previews_rows():
-    pn = pytest.importorskip("panel")
+    import panel as pn
+
     form = load_form()
     args = Args(n_aircraft=3, rows_per_file=2000)
     assert form.preview_metrics(args) == {"rows": 6000, "aircraft": 3}
