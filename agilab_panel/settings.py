@@ -292,7 +292,8 @@ class AppSettings:
         except ValueError as exc:
             raise SettingsFileError(self.store.path, f"[cluster.service_health]: {exc}") from exc
         try:
-            self.args = make_args(self.args_class, {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}, self.env.app)
+            loaded = make_args(self.args_class, {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}, self.env.app)
+            self.args.param.update(**args_to_dict(loaded))
         except ValueError as exc:
             raise SettingsFileError(self.store.path, f"[args]: {exc}") from exc
         self._saved = self._leaves()
@@ -319,7 +320,9 @@ class AppSettings:
     def save_args(self, values: Mapping[str, Any] | None = None) -> None:
         """Validate and persist the ``[args]`` that changed (from the current args object when ``values`` is None)."""
         if values is not None:
-            self.args = make_args(self.args_class, values, self.env.app)
+            checked = make_args(self.args_class, values, self.env.app)  # refuses bad values before any change
+            # update the same object, so whatever watches the args (forms, snippets) keeps following it
+            self.args.param.update(**args_to_dict(checked))
         keys = self._changed([("args", k) for k in args_to_dict(self.args)])
         if keys:
             current = self._leaves()

@@ -14,7 +14,7 @@ import param
 
 from ..agi import AGI
 from ..export import export_columns, output_columns, output_frame
-from .logs import details_card
+from .logs import Watchers, details_card
 from .run_section import muted
 
 __all__ = ["LoadDataSection", "PrepareDataSection"]
@@ -66,8 +66,9 @@ class LoadDataSection(pn.viewable.Viewer):
             self._newer, self._error, self._details, self._body,
             title="LOAD DATA", sizing_mode="stretch_width", collapsible=True,
         )
-        self._state_watchers = [state.param.watch(self._on_env, "env"),
-                                state.param.watch(self._on_run_result, "run_result")]
+        self._state_watchers = Watchers()
+        self._state_watchers.watch(state, self._on_env, "env")
+        self._state_watchers.watch(state, self._on_run_result, "run_result")
         self._show()
 
     # -- actions ---------------------------------------------------------------------------------------
@@ -135,9 +136,7 @@ class LoadDataSection(pn.viewable.Viewer):
 
     def close(self) -> None:
         """Stop following the state (the section is being dropped)."""
-        for watcher in self._state_watchers:
-            self.state.param.unwatch(watcher)
-        self._state_watchers = []
+        self._state_watchers.clear()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -181,7 +180,8 @@ class PrepareDataSection(pn.viewable.Viewer):
             title="Prepare Data for Pipeline and Analysis", sizing_mode="stretch_width", collapsible=True,
         )
         self.selector.param.watch(self._on_selection, "value")
-        self._state_watchers = [state.param.watch(lambda *_: self.refresh(), ["env", "run_result"])]
+        self._state_watchers = Watchers()
+        self._state_watchers.watch(state, lambda *_: self.refresh(), ["env", "run_result"])
         self.refresh()
 
     def refresh(self) -> None:
@@ -239,9 +239,7 @@ class PrepareDataSection(pn.viewable.Viewer):
 
     def close(self) -> None:
         """Stop following the state (the section is being dropped)."""
-        for watcher in self._state_watchers:
-            self.state.param.unwatch(watcher)
-        self._state_watchers = []
+        self._state_watchers.clear()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

@@ -477,7 +477,7 @@ class DistributeSection(pn.viewable.Viewer):
         await self.state.check_distribute()
 
     def _args_saved(self, *_events: Any) -> None:
-        self.snippet.refresh()
+        self.snippet.follow_settings()
         self._note()
 
     def _watch_cluster(self, *_events: Any) -> None:

@@ -81,41 +81,53 @@ class EventFeed:
     """Queue the events ``accept`` lets through and pass them to ``on_batch`` every ``period`` ms.
 
     The bus listener only appends to a queue (any thread); :meth:`flush` hands the queue over in one
-    batch. :meth:`start` schedules the flush as a periodic callback of the current session (or of the
-    running asyncio loop in a notebook); without either, call :meth:`flush` yourself.
+    batch. :meth:`start` schedules the flush (or the given ``tick``) as a background periodic callback
+    of the current session, or of the running asyncio loop in a notebook; without either, call
+    :meth:`flush` yourself. ``replay`` queues the bus history first: all of it, or only from the
+    latest event ``replay`` returns True for (e.g. the start of the latest run).
     """
 
     def __init__(self, bus: EventBus, accept: Callable[[Event], bool], on_batch: Callable[[list[Event]], None],
-                 *, period: int = 200, replay: bool = True) -> None:
+                 *, period: int = 200, replay: bool | Callable[[Event], bool] = True) -> None:
         self.bus, self.accept, self.on_batch, self.period = bus, accept, on_batch, period
         self._lock = threading.Lock()
         self._queue: deque[Event] = deque()
         self._callback: Any = None
         if replay:
-            for event in list(bus.history):
-                self._on_event(event)
-        self._remove = bus.add_listener(self._on_event)
+            history = list(bus.history)
+            if callable(replay):
+                starts = [i for i, event in enumerate(history) if replay(event)]
+                history = history[starts[-1]:] if starts else history
+            for event in history:
+                self.push(event)
+        self._remove: Callable[[], None] | None = bus.add_listener(self.push)
 
-    def _on_event(self, event: Event) -> None:
+    def push(self, event: Event) -> None:
+        """Queue one event (what the bus listener does, from any thread)."""
         if self.accept(event):
             with self._lock:
                 self._queue.append(event)
 
-    def flush(self) -> int:
-        """Hand the queued events to ``on_batch``; returns how many there were."""
+    def drain(self) -> list[Event]:
+        """Take every queued event."""
         with self._lock:
             batch = list(self._queue)
             self._queue.clear()
+        return batch
+
+    def flush(self) -> int:
+        """Hand the queued events to ``on_batch``; returns how many there were."""
+        batch = self.drain()
         if batch:
             self.on_batch(batch)
         return len(batch)
 
-    def start(self) -> None:
+    def start(self, tick: Callable[[], Any] | None = None) -> None:
         if self._callback is None:
             from panel.io.callbacks import PeriodicCallback
 
             # background: a flush with nothing to show must not flash the page's busy indicator
-            self._callback = PeriodicCallback(callback=self.flush, period=self.period, background=True)
+            self._callback = PeriodicCallback(callback=tick or self.flush, period=self.period, background=True)
             self._callback.start()
             if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
                 pn.state.on_session_destroyed(lambda _ctx: self.close())

@@ -10,9 +10,7 @@ however many workers report. Updates also back off when one costs more than a fi
 from __future__ import annotations
 
 import html
-import threading
 import time
-from collections import deque
 from typing import Any
 
 import holoviews as hv
@@ -24,6 +22,7 @@ from holoviews.streams import Buffer
 
 from ..events import Event, EventBus, PartitionEvent, RunEvent
 from ..modes import mode_label
+from .logs import EventFeed
 
 __all__ = ["ProgressPlot"]
 
@@ -44,6 +43,10 @@ def _empty_timeline() -> pd.DataFrame:
 
 def _empty_cumulative() -> pd.DataFrame:
     return pd.DataFrame({"elapsed": pd.Series(dtype=float), "done": pd.Series(dtype=int)})
+
+
+def _accepts(event: Event) -> bool:
+    return isinstance(event, (PartitionEvent, RunEvent))
 
 
 class ProgressPlot(pn.viewable.Viewer):
@@ -69,15 +72,11 @@ class ProgressPlot(pn.viewable.Viewer):
     def __init__(self, bus: EventBus | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.bus = bus
-        self._lock = threading.Lock()
-        self._queue: deque[Event] = deque()
         self._t0: float | None = None
         self._last_time: float | None = None
         self._started: dict[str, tuple[str, float]] = {}
         self._workers: dict[str, int] = {}
         self._finished = False
-        self._callback: Any = None
-        self._remove_listener = None
         self._n_lanes = 0
         self._timeline_height = 0
         self._failures: list[PartitionEvent] = []
@@ -93,29 +92,14 @@ class ProgressPlot(pn.viewable.Viewer):
         self._failures_pane = pn.pane.HTML("", visible=False, margin=(0, 10), sizing_mode="stretch_width")
         self._plots: pn.viewable.Viewable | None = None
         self._layout = pn.Column(self._summary_pane, self._empty, sizing_mode="stretch_width")
-        if bus is not None:
-            self._replay(bus.history)
-            self._remove_listener = bus.add_listener(self._on_event)
-            self.flush()
-
-    # -- events in (any thread) ---------------------------------------------------------------------
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, (PartitionEvent, RunEvent)):
-            with self._lock:
-                self._queue.append(event)
-
-    def _replay(self, history: list[Event]) -> None:
-        """Show the latest run on the bus (a section built during or after a run is not blank)."""
-        start = 0
-        for i, event in enumerate(history):
-            if isinstance(event, RunEvent) and event.state == "started":
-                start = i
-        with self._lock:
-            self._queue.extend(e for e in history[start:] if isinstance(e, (PartitionEvent, RunEvent)))
+        # the latest run on the bus is replayed: a section built during or after a run is not blank
+        self._feed = EventFeed(bus if bus is not None else EventBus(), _accepts, self._apply, period=self.period,
+                               replay=lambda e: isinstance(e, RunEvent) and e.state == "started")
+        self.flush()
 
     def push(self, event: Event) -> None:
         """Queue one event by hand (what the bus listener does)."""
-        self._on_event(event)
+        self._feed.push(event)
 
     # -- batched update (event loop) ------------------------------------------------------------------
     def _reset(self, t0: float | None, mode: int | None) -> None:
@@ -134,12 +118,7 @@ class ProgressPlot(pn.viewable.Viewer):
         now = time.monotonic()
         if not force and now < self._not_before:
             return 0
-        with self._lock:
-            if not self._queue:
-                events: list[Event] = []
-            else:
-                events = list(self._queue)
-                self._queue.clear()
+        events = self._feed.drain()
         if not events:
             if self._t0 is not None and not self._finished and self._started and now - self._last_tick >= 1.0:
                 self._last_tick = now
@@ -279,25 +258,12 @@ class ProgressPlot(pn.viewable.Viewer):
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Flush queued events every ``period`` ms on the current session's event loop."""
-        if self._callback is None:
-            from panel.io.callbacks import PeriodicCallback
-
-            # a background callback: flushing does not flash the page's busy indicator
-            self._callback = PeriodicCallback(callback=lambda: self.flush(force=False), period=self.period,
-                                              background=True)
-            self._callback.start()
-            if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-                pn.state.on_session_destroyed(lambda _ctx: self.close())
+        """Flush queued events every ``period`` ms (backing off when updates get slow)."""
+        self._feed.start(lambda: self.flush(force=False))
 
     def close(self) -> None:
         """Stop following the bus and stop the periodic flush."""
-        if self._callback is not None:
-            self._callback.stop()
-            self._callback = None
-        if self._remove_listener is not None:
-            self._remove_listener()
-            self._remove_listener = None
+        self._feed.close()
 
     def __panel__(self) -> pn.viewable.Viewable:
         self.start()

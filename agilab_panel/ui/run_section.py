@@ -17,7 +17,7 @@ import panel as pn
 
 from ..modes import benchmark_modes, mode_label
 from .heartbeats import HeartbeatPlot
-from .logs import ActionStatus, LogView
+from .logs import ActionStatus, LogView, Watchers
 from .snippet_view import SnippetView
 from .progress import ProgressPlot
 
@@ -66,7 +66,7 @@ class RunSection(pn.viewable.Viewer):
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        self._settings_watchers: list[tuple[Any, Any]] = []
+        self._settings_watchers = Watchers()
 
         self.snippet = SnippetView(state, "run", benchmark=lambda: state.benchmark_all)
         self.run_button = pn.widgets.Button(label="RUN", color="primary", icon="player-play", width=120,
@@ -116,14 +116,14 @@ class RunSection(pn.viewable.Viewer):
             self._bench_card,
             title="Run", sizing_mode="stretch_width", collapsible=True,
         )
-        self._state_watchers = [
-            state.param.watch(self._on_settings, ["settings", "env"]),
-            state.param.watch(self._refresh_controls, ["installed", "busy", "install_note", "plan", "benchmark_all"]),
-            state.param.watch(self._refresh_snippet, ["benchmark_all", "plan"]),
-            state.param.watch(self._on_busy, ["busy"]),
-            state.param.watch(self._refresh_result, ["run_result"]),
-            state.param.watch(self._refresh_benchmark, ["benchmark_result", "env"]),
-        ]
+        self._state_watchers = Watchers()
+        for fn, names in ((self._on_settings, ["settings", "env"]),
+                          (self._refresh_controls, ["installed", "busy", "install_note", "plan", "benchmark_all"]),
+                          (self._refresh_snippet, ["benchmark_all"]),
+                          (self._on_busy, ["busy"]),
+                          (self._refresh_result, ["run_result"]),
+                          (self._refresh_benchmark, ["benchmark_result", "env"])):
+            self._state_watchers.watch(state, fn, names)
         self._on_settings()
         self._refresh_result()
         self._refresh_benchmark()
@@ -132,24 +132,18 @@ class RunSection(pn.viewable.Viewer):
 
     # -- settings-driven views --------------------------------------------------------------------------
     def _on_settings(self, *_events: Any) -> None:
-        for obj, watcher in self._settings_watchers:
-            obj.param.unwatch(watcher)
-        self._settings_watchers = []
+        self._settings_watchers.clear()
         settings = self.state.settings
         if settings is not None:
             for obj in (settings.cluster, settings.args):
                 names = [n for n in obj.param if n != "name"]
-                self._settings_watchers.append((obj, obj.param.watch(self._on_settings_change, names)))
-        self._refresh_snippet()
-        self._refresh_controls()
-
-    def _on_settings_change(self, *_events: Any) -> None:
-        self._refresh_snippet()
-        self._refresh_controls()
+                self._settings_watchers.watch(obj, self._refresh_controls, names)
+        self._refresh_controls()  # the snippet view follows the settings by itself
 
     def refresh(self) -> None:
         """Regenerate the snippet and the hints (call after the args were saved elsewhere)."""
         self._on_settings()
+        self.snippet.follow_settings()
 
     def _refresh_snippet(self, *_events: Any) -> None:
         self.snippet.refresh()
@@ -302,12 +296,8 @@ class RunSection(pn.viewable.Viewer):
         self.progress.close()
         self.heartbeats.close()
         self.status.close()
-        for watcher in self._state_watchers:
-            self.state.param.unwatch(watcher)
-        self._state_watchers = []
-        for obj, watcher in self._settings_watchers:
-            obj.param.unwatch(watcher)
-        self._settings_watchers = []
+        self._state_watchers.clear()
+        self._settings_watchers.clear()
 
     def __panel__(self) -> pn.viewable.Viewable:
         self.start()

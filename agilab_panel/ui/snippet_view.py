@@ -18,8 +18,8 @@ class SnippetView(pn.viewable.Viewer):
     """``AGI.<kind>(...)`` for the current settings; it changes as the settings change.
 
     Follows the cluster and args models of ``state.settings``; ``benchmark`` says whether the run
-    snippet should benchmark every enabled mode. Call :meth:`refresh` when something else it shows
-    changed (args saved elsewhere).
+    snippet should benchmark every enabled mode. Call :meth:`follow_settings` after the args were
+    saved elsewhere, and :meth:`refresh` when only ``benchmark`` changed.
     """
 
     code = param.String(default="", doc="The snippet shown now ('' when there is none).")
@@ -43,14 +43,15 @@ class SnippetView(pn.viewable.Viewer):
         self._layout = pn.Column(self._code, self._note, pn.Row(self._copy, self._download, self._source, margin=0),
                                  sizing_mode="stretch_width", margin=0)
         self._state_watchers, self._model_watchers = Watchers(), Watchers()
-        self._state_watchers.watch(state, self._rewatch, ["settings"])
-        self._rewatch()
+        self._state_watchers.watch(state, self.follow_settings, ["settings"])
+        self.follow_settings()
 
     @property
     def source(self) -> str:
         return self.code
 
-    def _rewatch(self, *_events: Any) -> None:
+    def follow_settings(self, *_events: Any) -> None:
+        """Follow the current settings models (saving args replaces the args object) and regenerate."""
         self._model_watchers.clear()
         settings = self.state.settings
         if settings is not None:
