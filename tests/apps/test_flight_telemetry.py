@@ -183,6 +183,27 @@ def test_rapids_path_with_mock_cudf_module_no_gpu_here(tmp_path, fake_cudf, file
     pd.testing.assert_frame_equal(rapids, reference, rtol=1e-9)
 
 
+def _real_cudf() -> str | None:
+    """Why the real cuDF path cannot run here, or None when it can."""
+    try:
+        import cudf  # noqa: F401  (needs an NVIDIA GPU and its driver)
+    except Exception as exc:  # cuDF raises more than ImportError without a GPU
+        return f"the real cuDF path needs RAPIDS cuDF and an NVIDIA GPU; this host has none ({type(exc).__name__})"
+    return None
+
+
+@pytest.mark.skipif(_real_cudf() is not None, reason=str(_real_cudf()))
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_rapids_path_on_a_real_gpu_gives_the_numpy_result(tmp_path, file_format):
+    import cudf
+
+    args, manager = setup(tmp_path, **LONG, file_format=file_format)
+    reference = run(args, manager, mode=0)
+    rapids = run(args, manager, mode=8)
+    assert isinstance(cudf.DataFrame(), cudf.DataFrame)  # the real module, not the pandas stand-in
+    pd.testing.assert_frame_equal(rapids, reference, rtol=1e-9)
+
+
 def load_form():
     path = SPEC.args_form
     assert path is not None and path.name == "app_args_form.py"

@@ -41,7 +41,7 @@ def test_install_distrib_and_benchmark_from_the_shell(installed):
     assert bench.returncode == 0, bench.stderr
     table = json.loads(bench.stdout)["table"]
     assert set(table) == {"0", "1"} and all(row["seconds"] > 0 for row in table.values())
-    assert "partitions" in bench.stderr or bench.stderr  # logs go to stderr, the JSON alone to stdout
+    assert "0: python" in bench.stderr and "1: pool" in bench.stderr  # logs go to stderr, the JSON alone to stdout
 
 
 def test_snippet_prints_runnable_code(installed):

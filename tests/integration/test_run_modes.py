@@ -95,6 +95,26 @@ async def test_a_warm_cluster_is_reused_and_stopped_when_not_kept(installed, use
     assert live_children() - before == set()
 
 
+@pytest.mark.parametrize("mode, processes", [(0, 1), (AGI.POOL_MODE, 2), (AGI.DASK_MODE, 2)])
+async def test_partitions_run_in_the_processes_the_mode_promises(installed, use_home, live_children, mode, processes):
+    """The pids come from the app's own code: mode 0 is one process, pool and Dask one per slot."""
+    use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    bus = EventBus()
+    try:
+        result = await AGI.run(env, _request(mode, partitions=6, seconds=0.2), events=bus)
+    finally:
+        await AGI.shutdown()
+    frame = pd.read_parquet(result.output)
+    assert frame["index"].tolist() == list(range(6))
+    pids = set(frame["pid"])
+    assert len(pids) == processes and os.getpid() not in pids
+    done = {e.label: e.worker for e in bus.history if isinstance(e, PartitionEvent) and e.state == "done"}
+    assert len(done) == 6 and len(set(done.values())) == processes  # the progress names as many workers
+    if mode == AGI.POOL_MODE:  # a pool worker is named after its process
+        assert {f"pool-{pid}" for pid in pids} == set(done.values())
+
+
 @pytest.mark.parametrize("mode, worker", [(0, "local"), (AGI.DASK_MODE, "127.0.0.1-")])
 async def test_a_failing_partition_names_partition_and_worker(installed, use_home, live_children, mode, worker):
     use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
@@ -115,7 +135,7 @@ async def test_a_dying_worker_ends_the_run_and_leaves_no_process(installed, use_
     with pytest.raises(RunError) as info:
         await AGI.run(env, _request(AGI.DASK_MODE, die_on=3, seconds=0.2), events=EventBus())
     assert info.value.worker.startswith("127.0.0.1-")
-    assert "part-3" in str(info.value) or info.value.partition == "part-3"
+    assert info.value.partition == "part-3" and "part-3" in str(info.value)
     assert live_children() - before == set()  # a broken cluster is never kept
     await AGI.shutdown()
 

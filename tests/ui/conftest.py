@@ -90,10 +90,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env = {k: v for k, v in os.environ.items() if k != "AGILAB_APPS_PATH"}
     env.update({k: str(v) for k, v in dirs.items()}, PYTHONUNBUFFERED="1")
     port = _free_port()
-    if (ROOT / "agilab_panel" / "cli.py").exists():
-        cmd = [sys.executable, "-m", "agilab_panel.cli", "serve", "--port", str(port)]
-    else:
-        cmd = [sys.executable, "-c", f"from agilab_panel.ui.serve import serve; serve(port={port})"]
+    cmd = [sys.executable, "-m", "agilab_panel.cli", "serve", "--port", str(port)]
     log = base / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pandas as pd
 import pytest
@@ -150,10 +151,21 @@ def test_a_long_run_blocks_nothing_and_can_be_cancelled(browser, served: Served,
     first.get_by_text(re.compile(r"must be a positive int")).first.wait_for(timeout=15_000)
     expect(run).to_be_disabled()  # and the RUN is still going
 
+    server = psutil.Process(served.proc.pid)
+
+    def jobs() -> list[psutil.Process]:  # processes forked from the warm runner: the RUN itself
+        return [p for p in server.children(recursive=True)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                and p.parent() and "zygote" in " ".join(p.parent().cmdline())]
+
+    deadline = time.monotonic() + 30
+    while not jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    running = jobs()
+    assert running, "the RUN never started its process"  # cancelling nothing would prove nothing
     cancel.click()
     first.get_by_text("RUN cancelled").first.wait_for(timeout=30_000)
     shot(first, "10-run-cancelled", first.get_by_text("RUN cancelled").first)
-    server = psutil.Process(served.proc.pid)
-    jobs = [p for p in server.children(recursive=True) if p.parent() and "zygote" in " ".join(p.parent().cmdline())]
-    assert jobs == []  # the run's own process was stopped; only the warm runner stays
+    gone, alive = psutil.wait_procs(running, timeout=10)
+    assert alive == [] and jobs() == []  # the run's own process was stopped; only the warm runner stays
     first.context.close()

@@ -14,4 +14,4 @@ class FaultyWorker(BaseWorker):
             raise ValueError(f"partition {index} was told to fail")
         if index == self.args["die_on"]:
             os._exit(17)
-        return pd.DataFrame({"index": [index], "pid_free_value": [index * 10]})
+        return pd.DataFrame({"index": [index], "pid_free_value": [index * 10], "pid": [os.getpid()]})
