@@ -3,23 +3,27 @@
 One zygote per (app, worker environment) stays alive with the engine process and forks a child
 per job, so a local run pays neither interpreter start-up nor pandas' import. It is restarted when
 the app's code, the compiled kernels or the runtime change on disk, so a child never runs stale code.
+It dies with the engine (a parent-death signal, armed at each level below it too) and stays out of
+the terminal's process group: Ctrl-C reaches the engine, which cancels its runs and then stops it.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
 from pathlib import Path
 
-from .cluster import _die_with_parent
+from ..runtime.lifecycle import kill_group
 from .common import child_env
 
 __all__ = ["Zygote", "zygote_for", "close_zygotes"]
 
 _RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
+LOG_LIMIT = 1 << 20  # bytes of runner.log kept before it is rotated
 
 
 def _snapshot(folders: list[Path]) -> dict[str, float]:
@@ -46,9 +50,9 @@ class Zygote:
         self.watched = [Path(p) for p in paths if p] + [_RUNTIME, *(watch or [])]
         self.snapshot: dict[str, float] = {}
         self._exits: dict[int, asyncio.Future] = {}
+        self._launches: dict[str, asyncio.Future] = {}  # job path -> pid of the run forked for it
         self._replies: asyncio.Queue = asyncio.Queue()
         self._reader: asyncio.Task | None = None
-        self._lock = asyncio.Lock()
         self.loop = asyncio.get_running_loop()
 
     def kill(self) -> None:
@@ -62,12 +66,15 @@ class Zygote:
     async def start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.snapshot = _snapshot(self.watched)
-        cmd = [str(self.python), "-m", "agilab_panel.runtime.zygote", "--control-fd", str(child.fileno())]
+        cmd = [str(self.python), "-m", "agilab_panel.runtime.zygote", "--control-fd", str(child.fileno()),
+               "--parent-pid", str(os.getpid())]
         cmd += [arg for m in self.preload for arg in ("--preload", m)] + [arg for p in self.paths for arg in ("--path", p)]
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        rotate_log(self.log)
         with open(self.log, "ab") as err:
+            # its own process group: Ctrl-C at a terminal is the engine's to handle (it stops the runs, then this)
             self.proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=err,
-                                         stderr=err, env=child_env(), preexec_fn=_die_with_parent)
+                                         stderr=err, env=child_env(), process_group=0)
         child.close()
         parent.setblocking(False)
         self.sock = parent
@@ -80,16 +87,25 @@ class Zygote:
         loop = asyncio.get_running_loop()
         while True:
             data = await loop.sock_recv(self.sock, 65536)
-            if not data:
-                for future in self._exits.values():
+            if not data:  # the zygote ended, and its runs with it
+                if self.proc is not None:
+                    self.proc.poll()  # collect it now: no zombie waits for the next run
+                for future in [*self._exits.values(), *self._launches.values()]:
                     if not future.done():
                         future.set_result(-signal.SIGKILL)
                 return
             message = json.loads(data)
             if "exit" in message:
-                future = self._exits.setdefault(message["pid"], loop.create_future())
-                if not future.done():
+                future = self._exits.get(message["pid"])
+                if future is not None and not future.done():
                     future.set_result(message["exit"])
+            elif "job" in message:
+                launch = self._launches.pop(message["job"], None)
+                if launch is None or launch.done():  # its caller gave up (cancelled): end what it asked for
+                    kill_group(message["pid"])
+                else:
+                    self._exits[message["pid"]] = loop.create_future()
+                    launch.set_result(message["pid"])
             else:
                 await self._replies.put(message)
 
@@ -97,12 +113,16 @@ class Zygote:
         return self.proc is not None and self.proc.poll() is None and _snapshot(self.watched) == self.snapshot
 
     async def launch(self, job_path: str, fds: list[int]) -> int:
-        """Fork a child running ``job_path`` with (stdout, stderr, events) write descriptors; returns its pid."""
-        async with self._lock:
-            socket.send_fds(self.sock, [json.dumps({"job": job_path}).encode()], fds)
-            reply = await asyncio.wait_for(self._replies.get(), 30)
-        pid = reply["pid"]
-        self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
+        """Fork a child running ``job_path`` with (stdout, stderr, events) write descriptors; returns its pid.
+
+        The child leads its own process group. A caller cancelled before the reply never learns the
+        pid, so the reader ends that run when the reply comes.
+        """
+        launch = self._launches[job_path] = self.loop.create_future()
+        socket.send_fds(self.sock, [json.dumps({"job": job_path}).encode()], fds)
+        pid = await asyncio.wait_for(launch, 30)
+        if pid < 0:
+            raise RuntimeError(f"the local runner ended before starting {job_path}; see {self.log}")
         return pid
 
     async def wait(self, pid: int) -> int:
@@ -119,6 +139,13 @@ class Zygote:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             await asyncio.to_thread(self.proc.wait)
+
+
+def rotate_log(path: Path, limit: int = LOG_LIMIT) -> None:
+    """A log appended to by every start stays bounded: past ``limit`` bytes it becomes ``<name>.1``."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size > limit:
+            os.replace(path, path.with_name(path.name + ".1"))
 
 
 _zygotes: dict[tuple, Zygote] = {}
