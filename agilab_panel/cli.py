@@ -17,25 +17,44 @@ __all__ = ["main", "parse_set"]
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """``k=v`` pairs; values are TOML literals (``3``, ``true``, ``[1, 2]``), else plain strings."""
+    """``k=v`` pairs; values are TOML literals (``3``, ``true``, ``[1, 2]``), else plain strings.
+
+    A value is always one value: text that would read as several TOML lines (``3\\nsize = 4``) is
+    refused rather than cut after its first line. The app's args decide types: ``true`` stays a
+    boolean, which an integer argument refuses.
+    """
     values: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
             raise ValueError(f"--set expects key=value with an identifier key, got {item!r}")
+        if key in values:
+            raise ValueError(f"--set {key} is given twice")
         try:
-            values[key] = tomllib.loads(f"v = {raw}")["v"]
+            doc = tomllib.loads(f"v = {raw}")
         except tomllib.TOMLDecodeError:
             values[key] = raw
+            continue
+        if list(doc) != ["v"]:
+            raise ValueError(f"--set {key}: the value {raw!r} reads as several settings; quote it to pass one text value")
+        values[key] = doc["v"]
     return values
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"--workers names {', '.join(map(repr, twice))} twice")
+    return dict(pairs)
 
 
 def _workers(text: str | None) -> dict[str, int] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as exc:
         raise ValueError(f'--workers must be JSON like {{"127.0.0.1": 2}}: {exc.msg}') from exc
     from .hosts import validate_workers

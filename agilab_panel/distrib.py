@@ -1,9 +1,9 @@
 """From settings and overrides to a work plan: what CHECK DISTRIBUTE and RUN share."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from .env import AgiEnv
 from .events import EventBus
 from .hosts import validate_workers
 from .plan import PlanError, WorkPlan, build_plan
+from .prepare import locked_prepare, run_interruptible
 from .settings import AppSettings, args_to_dict, make_args
 
 __all__ = ["RunInputs", "resolve_inputs", "build_distribution", "plan_for_run", "save_plan", "load_plan"]
@@ -53,12 +54,14 @@ def resolve_inputs(
 
 
 async def build_distribution(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = None) -> WorkPlan:
-    """Prepare the inputs (apps may generate data) and balance the partitions over the slots."""
+    """Prepare the inputs (apps may generate data) and balance the partitions over the slots.
+
+    Preparing stops when the caller is cancelled, and waits while another prepare of the same inputs runs.
+    """
     manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
     if bus:
         bus.log(f"preparing {env.app} inputs in {inputs.data_in}", source="distrib")
-    await asyncio.to_thread(manager.prepare)
-    partitions = await asyncio.to_thread(manager.partitions)
+    partitions = await run_interruptible(partial(locked_prepare, manager, inputs.data_in, bus, env.app, True))
     if not partitions:
         raise PlanError(f"{env.app} produced no partitions for these args")
     plan = build_plan(env.app, partitions, inputs.workers, inputs.args_dict, str(inputs.data_in), str(inputs.data_out))
@@ -94,7 +97,7 @@ async def plan_for_run(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = No
         if reason is None:
             note = "using the saved work plan" + (" (edited)" if saved.edited else "")
             manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
-            await asyncio.to_thread(manager.prepare)
+            await run_interruptible(partial(locked_prepare, manager, inputs.data_in, bus, env.app, False))
             return saved, "saved", note
         note = f"rebuilt the work plan: {reason}"
         source = "rebuilt"

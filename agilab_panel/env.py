@@ -106,10 +106,13 @@ class AgiEnv:
     def export_csv(self) -> Path:
         return self.export_dir / "export.csv"
 
-    def resolve_data_path(self, value: str | os.PathLike | None, default: str) -> Path:
-        """Relative data paths live in the cluster share, so manager and workers agree on them."""
-        path = Path(value if value not in (None, "") else default).expanduser()
-        return path if path.is_absolute() else self.share / path
+    def resolve_data_path(self, value: str | os.PathLike | None, default: str, what: str = "data path") -> Path:
+        """A data folder inside the cluster share (relative paths start there), so manager and workers
+        agree on it; one leading elsewhere (``..``, an absolute path, a symlink) is refused."""
+        from .paths import inside
+
+        chosen = value if value not in (None, "") else default
+        return inside(self.share, chosen, what, root_name="cluster share")
 
     def __repr__(self) -> str:
         return f"AgiEnv(app={self.app!r}, home={str(self.home)!r}, verbose={self.verbose})"

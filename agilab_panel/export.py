@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .fsutil import atomic_path
+from .paths import inside
 
 __all__ = ["ExportError", "output_files", "output_frame", "output_columns", "export_columns"]
 
@@ -105,8 +106,8 @@ def export_columns(env: Any, source: str | os.PathLike, columns: Sequence[str]) 
             f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
             f"(the output has: {', '.join(available) or 'no columns'})"
         )
+    target = inside(env.export_root, env.export_csv, "export file", root_name="export root")
     frame = output_frame(source, wanted)
-    target = Path(env.export_csv)
     with atomic_path(target) as tmp:
         frame.to_csv(tmp, index=False)
     return target

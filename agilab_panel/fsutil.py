@@ -1,32 +1,98 @@
-"""Files written whole or not at all (settings, plans, outputs, exports); stdlib only, so workers use it too."""
+"""Files written whole or not at all (settings, plans, outputs, exports); stdlib only, so workers use it too.
+
+The writer replaces the file a path names, not the path itself: a symlinked file is written through
+the link (the link stays), and an existing file keeps its permissions. Temporary files carry the pid
+of their writer, so one left by a killed writer is removed by the next write of the same file.
+"""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import socket
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_text"]
 
+_NAME_LIMIT = 100  # characters of the target's name kept in a temp name (file names stop at 255 bytes)
+
+
+def _real_target(path: Path) -> Path:
+    """The file ``path`` names: symlinks followed, even a dangling one (its target is created)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name[:_NAME_LIMIT]}.agtmp-{socket.gethostname()[:40]}-"
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":  # no harmless liveness probe elsewhere: keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Temp files of this target left by writers of this host that no longer run (killed mid-write)."""
+    prefix = _temp_prefix(target)
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                (target.parent / name).unlink()
+            except OSError:
+                pass
+
+
+def _open_temp(target: Path) -> Path:
+    """A new empty file beside ``target``, created with the mode a new file gets (umask applied)."""
+    while True:
+        tmp = target.parent / f"{_temp_prefix(target)}{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path``; renamed over it when the block succeeds, removed otherwise.
+    """A temporary path beside the file ``path`` names; renamed over it when the block succeeds, removed otherwise.
 
     Readers never see a half-written file, and a failed write leaves the previous file as it was.
     """
-    target = Path(path)
+    target = _real_target(Path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    _remove_stale_temps(target)
     try:
-        yield Path(tmp)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    tmp = _open_temp(target)
+    try:
+        yield tmp
         with open(tmp, "rb+") as handle:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -40,6 +40,7 @@ from packaging.utils import canonicalize_name
 from .env import AgiEnv
 from .events import EventBus, LogLine, StepEvent
 from .execute.common import child_env
+from .fsutil import atomic_write_text
 from .hosts import is_local_host, validate_workers
 from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
 from .results import HostInstall, InstallResult, StepResult
@@ -204,6 +205,9 @@ def _has_extra(pyproject: bytes, extra: str) -> bool:
         return False
     return extra in data.get("project", {}).get("optional-dependencies", {})
 
+def _has_extra(pyproject: bytes, extra: str) -> bool:
+    return _extra(pyproject, extra) is not None
+
 
 def _pxd_files(pyx: Path) -> list[Path]:
     """Declaration files beside a kernel: it may ``cimport`` them, so they are copied and fingerprinted."""
@@ -225,7 +229,6 @@ def _load_state(path: Path) -> dict[str, Any] | None:
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
@@ -323,6 +326,8 @@ async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: 
 
 def _summary(tail: Sequence[str]) -> str:
     """The most telling output line: a compiler's ``file:line:col:`` message, else the last line."""
+    conflict = _resolver_conflict(tail)
+    if conflict:
     located = [line.strip() for line in tail if _LOCATED.search(line) and "warning" not in line.lower()]
     errors = [line for line in located if "error" in line.lower()]
     return (errors or located or [next((line.strip() for line in reversed(tail) if line.strip()), "no output")])[0]

@@ -16,6 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from . import __version__
 from .fsutil import atomic_write_text
 from .modes import benchmark_modes, mode_label
+from .paths import inside
 from .settings import AppSettings
 from .snippets import SNIPPET_VERSION, available_kinds, snippet_file_name, snippet_for
 
@@ -83,8 +84,17 @@ def build_notebook(env: Any, settings: AppSettings, *, benchmark: bool = False) 
 
 
 def export_notebook(env: Any, settings: AppSettings, path: Path | None = None, *, benchmark: bool = False) -> Path:
-    """Write the notebook (default ``<log dir>/<app>_orchestrate.ipynb``) whole or not at all."""
-    target = Path(path) if path is not None else notebook_path(env)
+    """Write the notebook (default ``<log dir>/<app>_orchestrate.ipynb``) whole or not at all.
+
+    The default stays inside the log folder (a link there cannot lead the write elsewhere); a path
+    given explicitly may be anywhere, but must name a notebook, so a typo cannot replace another file.
+    """
+    if path is None:
+        target = inside(env.log_root, notebook_path(env), "notebook file", root_name="log folder")
+    else:
+        target = Path(path)
+        if target.suffix != ".ipynb" or (target.exists() and not target.is_file()):
+            raise ValueError(f"notebook path {str(target)!r} must name a .ipynb file")
     nb = build_notebook(env, settings, benchmark=benchmark)
     atomic_write_text(target, nbformat.writes(nb, version=4))
     return target

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from .fsutil import atomic_write_text
@@ -31,6 +33,36 @@ class PlanError(ValueError):
 def args_fingerprint(args: Mapping[str, Any]) -> str:
     text = json.dumps(dict(args), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _json_data(value: Any, what: str, *, text_fallback: bool = False) -> Any:
+    """``value`` as it comes back from ``distribution_tree.json``: tuples become lists, numpy values
+    plain numbers, paths strings. Done once when a plan is built, so a fresh plan and a saved one hand
+    the workers the same values in every mode (local runs send JSON, Dask runs pickle)."""
+    def default(obj: Any) -> Any:
+        if isinstance(obj, PurePath):
+            return str(obj)
+        if hasattr(obj, "tolist"):  # numpy scalars and arrays
+            return obj.tolist()
+        if text_fallback:
+            return str(obj)
+        raise TypeError(f"a {type(obj).__name__} value ({obj!r}) is not JSON data")
+
+    try:
+        return json.loads(json.dumps(value, default=default))
+    except (TypeError, ValueError) as exc:
+        raise PlanError(f"{what}: {exc}") from exc
+
+
+def _checked_partition(label: Any, weight: Any, payload: Any) -> Partition:
+    """A partition with a text label, a finite non-negative weight and a JSON payload, or a PlanError naming it."""
+    if not isinstance(label, str) or not label:
+        raise PlanError(f"partition label {label!r} must be a non-empty string")
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
+        raise PlanError(f"partition {label!r} has weight {weight!r}: a weight must be a finite number, not negative")
+    if not isinstance(payload, Mapping):
+        raise PlanError(f"partition {label!r}: payload must be a mapping, not {type(payload).__name__}")
+    return Partition(label, float(weight), _json_data(dict(payload), f"partition {label!r} payload"))
 
 
 def _greedy(weights: Sequence[float], slots: int) -> list[int]:
@@ -89,8 +121,9 @@ def balance(weights: Sequence[float], slots: int) -> list[int]:
     """Slot index for each weight, minimising the heaviest slot."""
     if slots <= 0:
         raise PlanError("there must be at least one worker slot")
-    if any(w < 0 for w in weights):
-        raise PlanError("partition weights must not be negative")
+    bad = [w for w in weights if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0]
+    if bad:
+        raise PlanError(f"partition weights must be finite numbers, not negative: got {bad[0]!r}")
     if len(weights) <= EXACT_LIMIT:
         return _exact(list(weights), slots)
     return _greedy(list(weights), slots)
@@ -193,7 +226,7 @@ class WorkPlan:
             app=data["app"],
             workers=validate_workers(data["workers"]),
             args=dict(data["args"]),
-            partitions=[Partition(p["label"], float(p["weight"]), dict(p.get("payload", {}))) for p in data["partitions"]],
+            partitions=[_checked_partition(p["label"], p["weight"], p.get("payload", {})) for p in data["partitions"]],
             assignment=dict(data["assignment"]),
             edited=bool(data.get("edited", False)),
             created=float(data.get("created", time.time())),
@@ -204,6 +237,8 @@ class WorkPlan:
         return plan
 
     def validate(self) -> None:
+        for p in self.partitions:
+            _checked_partition(p.label, p.weight, p.payload)
         labels = [p.label for p in self.partitions]
         if len(set(labels)) != len(labels):
             raise PlanError("partition labels must be unique")
@@ -238,6 +273,7 @@ def build_plan(
     """Balance ``partitions`` over the slots of ``workers``."""
     workers = validate_workers(workers)
     slots = slot_ids(workers)
+    partitions = [_checked_partition(p.label, p.weight, p.payload) for p in partitions]
     labels = [p.label for p in partitions]
     if len(set(labels)) != len(labels):
         raise PlanError("partition labels must be unique")
@@ -245,8 +281,8 @@ def build_plan(
     return WorkPlan(
         app=app,
         workers=workers,
-        args=dict(args),
-        partitions=list(partitions),
+        args=_json_data(dict(args), "args", text_fallback=True),  # as the saved plan's args read back
+        partitions=partitions,
         assignment={p.label: slots[s] for p, s in zip(partitions, owner)},
         data_in=str(data_in),
         data_out=str(data_out),

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from os import PathLike, fspath
 from types import MappingProxyType
 from typing import Any
 
 from .hosts import parse_host_port, validate_workers
 from .modes import parse_mode
+from .paths import check_worker_path
 
 __all__ = ["RunRequest"]
 
@@ -54,7 +56,11 @@ class RunRequest:
         for name in ("data_in", "data_out", "workers_data_path"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                object.__setattr__(self, name, str(value))
+                if not isinstance(value, PathLike):
+                    raise ValueError(f"{name} must be a path, got {type(value).__name__} {value!r}")
+                object.__setattr__(self, name, fspath(value))
+        if self.workers_data_path:
+            check_worker_path(self.workers_data_path)
         if self.scheduler is not None:
             if not isinstance(self.scheduler, str):
                 raise ValueError(f"scheduler must be 'host[:port]', got {self.scheduler!r}")

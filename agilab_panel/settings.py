@@ -2,25 +2,31 @@
 
 The store keeps the user's comments and layout (tomlkit), writes atomically, merges only the leaves a
 caller changed under a file lock (two writers lose nothing), and never overwrites a file it could not
-parse: the error names the file and line, and :meth:`SettingsStore.reseed` keeps the broken copy.
+parse: whatever is wrong (bytes, syntax, duplicate keys, table types, schema, a value), the error names
+the file and line, and :meth:`SettingsStore.reseed` keeps the broken copy.
 """
 from __future__ import annotations
 
 import copy
+import math
+import os
 import shutil
 import time
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import param
 import tomlkit
 from filelock import FileLock
-from tomlkit.exceptions import ParseError
+from tomlkit.exceptions import ParseError, TOMLKitError
 
 from .fsutil import atomic_write_text
 from .hosts import parse_host_port, validate_workers
 from .modes import benchmark_modes, mode_from_toggles, mode_label
+from .paths import check_worker_path
+from .toml_lines import decode_error_line, line_of
 
 __all__ = [
     "SCHEMA",
@@ -35,11 +41,15 @@ __all__ = [
     "AppSettings",
     "args_to_dict",
     "make_args",
+    "check_number",
     "atomic_write_text",
 ]
 
 SCHEMA = "agilab.app_settings.v1"
 SCHEMA_VERSION = 1
+MAX_SETTINGS_BYTES = 5 * 1024 * 1024  # far above any real settings file; larger is refused unread
+# The tables this schema knows, and where each must be a table.
+_TABLES = (("__meta__",), ("args",), ("cluster",), ("cluster", "workers"), ("cluster", "service_health"))
 
 
 class SettingsFileError(Exception):
@@ -82,6 +92,15 @@ class HostPort(param.String):
             parse_host_port(val)
 
 
+class WorkerPath(param.String):
+    """A folder as the workers see it (absolute, or inside their share); empty means the share."""
+
+    def _validate_value(self, val, allow_None):  # noqa: ANN001
+        super()._validate_value(val, allow_None)
+        if val:
+            check_worker_path(val)
+
+
 class ClusterSettings(param.Parameterized):
     """``[cluster]``: where and how runs execute."""
 
@@ -94,7 +113,7 @@ class ClusterSettings(param.Parameterized):
     user = param.String("", doc="SSH user for remote hosts (never a password).")
     ssh_key_path = param.String("", doc="SSH private key for remote hosts.")
     workers = WorkerMap({"127.0.0.1": 2}, doc='Worker map {"host": slots}.')
-    workers_data_path = param.String("", doc="Data folder as seen from the workers (empty: the share).")
+    workers_data_path = WorkerPath("", doc="Data folder as seen from the workers (empty: the share).")
 
     @property
     def mode(self) -> int:
@@ -128,6 +147,22 @@ def args_to_dict(args: param.Parameterized) -> dict[str, Any]:
     return {k: _plain(v) for k, v in args.param.values().items() if k != "name"}
 
 
+def check_number(owner: param.Parameterized | type[param.Parameterized], key: str, value: Any) -> None:
+    """Refuse what ``param`` lets through a number field: a boolean (``True`` is an int) and NaN (within any bounds)."""
+    parameter = owner.param[key]
+    if not isinstance(parameter, param.Number) or isinstance(parameter, param.Date):
+        return
+    if isinstance(value, bool):
+        raise ValueError(f"{key!r} must be a number, not the boolean {value!r}")
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"{key!r} must be a number, not NaN")
+
+
+def _set_checked(obj: param.Parameterized, key: str, value: Any) -> None:
+    check_number(obj, key, value)
+    setattr(obj, key, value)
+
+
 def make_args(args_class: type[param.Parameterized], values: Mapping[str, Any], app: str = "") -> param.Parameterized:
     """An args object from ``values``; unknown keys raise :class:`UnknownArgumentError`."""
     known = [k for k in args_class.param if k != "name"]
@@ -137,7 +172,7 @@ def make_args(args_class: type[param.Parameterized], values: Mapping[str, Any], 
     obj = args_class()
     for key, value in values.items():
         try:
-            setattr(obj, key, _plain(value))
+            _set_checked(obj, key, _plain(value))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"argument {key!r}: {exc}") from exc
     return obj
@@ -149,7 +184,8 @@ class SettingsStore:
 
     def __init__(self, path: Path, seed: Path) -> None:
         self.path, self.seed = Path(path), Path(seed)
-        self._lock = FileLock(str(self.path) + ".lock", timeout=30)
+        # beside the file itself, so every path (or symlink) leading to one file takes the same lock
+        self._lock = FileLock(os.path.realpath(self.path) + ".lock", timeout=30)
 
     def ensure_seeded(self) -> None:
         if not self.path.exists():
@@ -158,28 +194,77 @@ class SettingsStore:
                 if not self.path.exists():
                     atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
 
+    def _error(self, text: str, keys: tuple[str, ...], message: str) -> SettingsFileError:
+        return SettingsFileError(self.path, message, line_of(text, keys))
+
+    def _read_text(self) -> str:
+        """The file as text; one too large or not UTF-8 is refused before any parsing."""
+        with open(self.path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(MAX_SETTINGS_BYTES + 1) if size <= MAX_SETTINGS_BYTES else b""
+        if size > MAX_SETTINGS_BYTES or len(data) > MAX_SETTINGS_BYTES:
+            raise SettingsFileError(self.path, f"{max(size, len(data)):,} bytes: larger than the "
+                                    f"{MAX_SETTINGS_BYTES // 2**20} MB a settings file may be; not read")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise SettingsFileError(self.path, f"not UTF-8 text (byte 0x{data[exc.start]:02x}): binary or corrupted content",
+                                    line) from exc
+
     def _parse(self, text: str) -> tomlkit.TOMLDocument:
+        """The document, after the strict parser and the schema's shape both accept it."""
+        try:
+            plain = tomllib.loads(text)  # strict: duplicate keys and tables, control characters
+        except tomllib.TOMLDecodeError as exc:
+            message = str(exc)
+            raise SettingsFileError(self.path, f"not valid TOML: {message.split(' (at ')[0]}",
+                                    decode_error_line(message)) from exc
         try:
             doc = tomlkit.parse(text)
         except ParseError as exc:
             raise SettingsFileError(self.path, f"not valid TOML: {exc.args[0] if exc.args else exc}", exc.line, exc.col) from exc
-        meta = doc.get("__meta__", {})
-        version = meta.get("version", SCHEMA_VERSION) if isinstance(meta, Mapping) else SCHEMA_VERSION
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise SettingsFileError(
-                self.path, f"__meta__.version {version!r} is newer than this agilab-panel understands ({SCHEMA_VERSION}); upgrade agilab-panel"
-            )
+        except TOMLKitError as exc:
+            raise SettingsFileError(self.path, f"not valid TOML: {exc}", getattr(exc, "line", None)) from exc
+        self._check_shape(text, plain)
         return doc
 
-    def read(self) -> tomlkit.TOMLDocument:
+    def _check_shape(self, text: str, plain: Mapping[str, Any]) -> None:
+        for keys in _TABLES:
+            value: Any = plain
+            for key in keys:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            if value is not None and not isinstance(value, Mapping):
+                name = ".".join(keys)
+                raise self._error(text, keys, f"{name} must be a table ([{name}]), not {type(value).__name__} {value!r}")
+        meta = plain.get("__meta__", {})
+        schema = meta.get("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise self._error(text, ("__meta__", "schema"),
+                              f"__meta__.schema {schema!r} is not {SCHEMA!r}: not an agilab app settings file")
+        version = meta.get("version", SCHEMA_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise self._error(text, ("__meta__", "version"), f"__meta__.version must be a positive integer, got {version!r}")
+        if version > SCHEMA_VERSION:
+            raise self._error(
+                text, ("__meta__", "version"),
+                f"__meta__.version {version!r} is newer than this agilab-panel understands ({SCHEMA_VERSION}); upgrade agilab-panel",
+            )
+
+    def load(self) -> tuple[str, tomlkit.TOMLDocument]:
+        """The text (to name lines in later errors) and the document; the file is seeded first if missing."""
         self.ensure_seeded()
-        return self._parse(self.path.read_text(encoding="utf-8"))
+        text = self._read_text()
+        return text, self._parse(text)
+
+    def read(self) -> tomlkit.TOMLDocument:
+        return self.load()[1]
 
     def update(self, changes: Mapping[tuple[str, ...], Any]) -> tomlkit.TOMLDocument:
         """Set each ``(table, ..., key) -> value`` leaf, re-reading the file under the lock first."""
         self.ensure_seeded()
         with self._lock:
-            doc = self._parse(self.path.read_text(encoding="utf-8"))
+            doc = self._parse(self._read_text())
             for keys, value in changes.items():
                 table: Any = doc
                 for key in keys[:-1]:
@@ -203,7 +288,7 @@ class SettingsStore:
         """Make the table at ``keys`` hold exactly ``values`` (for maps such as the workers)."""
         self.ensure_seeded()
         with self._lock:
-            doc = self._parse(self.path.read_text(encoding="utf-8"))
+            doc = self._parse(self._read_text())
             table: Any = doc
             for key in keys[:-1]:
                 if key not in table:
@@ -272,30 +357,38 @@ class AppSettings:
         for k in keys:
             self._saved[k] = current.get(k)
 
+    def _checked(self, text: str, table: tuple[str, ...], values: Mapping[str, Any],
+                 check: Callable[[str, Any], None]) -> None:
+        """Run ``check`` on each value; the first refusal names the file, the line and the key."""
+        for key, value in values.items():
+            try:
+                check(key, value)
+            except (ValueError, TypeError) as exc:
+                raise SettingsFileError(self.store.path, f"[{'.'.join(table)}] {exc}", line_of(text, (*table, key))) from exc
+
     def reload(self) -> None:
-        """Read the file into the models; a bad value names the file and the key."""
-        doc = self.store.read()
+        """Read the file into the models; a bad value names the file, the line and the key."""
+        text, doc = self.store.load()
         cluster = dict(doc.get("cluster", {}))
         health = dict(cluster.pop("service_health", {}) or {})
-        values: dict[str, Any] = {}
-        for key in _CLUSTER_KEYS:
-            if key in cluster:
-                values[key] = _plain(cluster[key])
+        values = {k: _plain(cluster[k]) for k in _CLUSTER_KEYS if k in cluster}
+        scratch = ClusterSettings()
+        self._checked(text, ("cluster",), values, lambda k, v: _set_checked(scratch, k, v))
         if "workers" in cluster:
-            values["workers"] = {str(k): _plain(v) for k, v in dict(cluster["workers"]).items()}
-        try:
-            self.cluster.param.update(**values)
-        except ValueError as exc:
-            raise SettingsFileError(self.store.path, f"[cluster]: {exc}") from exc
-        try:
-            self.service_health.param.update(**{k: _plain(v) for k, v in health.items() if k in _HEALTH_KEYS})
-        except ValueError as exc:
-            raise SettingsFileError(self.store.path, f"[cluster.service_health]: {exc}") from exc
-        try:
-            loaded = make_args(self.args_class, {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}, self.env.app)
-            self.args.param.update(**args_to_dict(loaded))
-        except ValueError as exc:
-            raise SettingsFileError(self.store.path, f"[args]: {exc}") from exc
+            workers = {str(k): _plain(v) for k, v in dict(cluster["workers"]).items()}
+            self._checked(text, ("cluster", "workers"), workers, lambda k, v: validate_workers({k: v}))
+            self._checked(text, ("cluster",), {"workers": workers}, lambda k, v: setattr(scratch, k, v))
+            values["workers"] = workers
+        health_values = {k: _plain(v) for k, v in health.items() if k in _HEALTH_KEYS}
+        scratch_health = ServiceHealthSettings()
+        self._checked(text, ("cluster", "service_health"), health_values, lambda k, v: _set_checked(scratch_health, k, v))
+        args = {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}
+        self._checked(text, ("args",), args, lambda k, v: make_args(self.args_class, {k: v}, self.env.app))
+        loaded = make_args(self.args_class, args, self.env.app)
+        # every value was checked above: the models change together, or not at all
+        self.cluster.param.update(**values)
+        self.service_health.param.update(**health_values)
+        self.args.param.update(**args_to_dict(loaded))
         self._saved = self._leaves()
 
     def save_cluster(self, *names: str) -> None:
@@ -318,12 +411,15 @@ class AppSettings:
         self._mark_saved(keys)
 
     def save_args(self, values: Mapping[str, Any] | None = None) -> None:
-        """Validate and persist the ``[args]`` that changed (from the current args object when ``values`` is None)."""
+        """Validate and persist ``values`` (only those: the file keeps every other argument as it has it);
+        without ``values``, the ``[args]`` of the current args object that changed since loaded or saved."""
         if values is not None:
-            checked = make_args(self.args_class, values, self.env.app)  # refuses bad values before any change
+            checked = args_to_dict(make_args(self.args_class, values, self.env.app))  # refuses bad values first
             # update the same object, so whatever watches the args (forms, snippets) keeps following it
-            self.args.param.update(**args_to_dict(checked))
-        keys = self._changed([("args", k) for k in args_to_dict(self.args)])
+            self.args.param.update(**{k: checked[k] for k in values})
+            keys = [("args", k) for k in values]
+        else:
+            keys = self._changed([("args", k) for k in args_to_dict(self.args)])
         if keys:
             current = self._leaves()
             self.store.update({k: current[k] for k in keys})

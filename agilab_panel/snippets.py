@@ -25,6 +25,7 @@ from .apps import discover_apps
 from .fsutil import atomic_write_text
 from .hosts import parse_host_port, validate_workers
 from .modes import benchmark_modes, mode_expression, parse_mode
+from .paths import check_worker_path, inside
 from .settings import AppSettings
 
 __all__ = [
@@ -282,7 +283,7 @@ def render_snippet(
                                             else parse_mode(mode)),
         "args": _check_args(args),
         "rapids_enabled": bool(rapids_enabled),
-        "workers_data_path": str(workers_data_path) if workers_data_path else None,
+        "workers_data_path": check_worker_path(str(workers_data_path)) if workers_data_path else None,
     }
     body = _body(kind, notebook=notebook, **values)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -363,9 +364,8 @@ def save_snippets(env: Any, settings: AppSettings, kinds: Iterable[str] = SNIPPE
     """
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     texts = {kind: snippet_for(kind, settings, benchmark=benchmark) for kind in kinds}
-    paths = []
+    targets = {kind: inside(env.log_root, Path(env.log_dir) / snippet_file_name(kind, env.app), "snippet file",
+                            root_name="log folder") for kind in kinds}
     for kind, text in texts.items():
-        path = Path(env.log_dir) / snippet_file_name(kind, env.app)
-        atomic_write_text(path, text)
-        paths.append(path)
-    return paths
+        atomic_write_text(targets[kind], text)
+    return list(targets.values())

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,3 +92,35 @@ def live_children() -> Callable[[], set[int]]:
                 if p.is_running() and p.status() != psutil.STATUS_ZOMBIE}
 
     return children
+
+
+# A writer that stops inside the atomic block until told to go on (or is killed there).
+_STALLED_WRITER = textwrap.dedent("""
+    import sys
+    from agilab_panel.fsutil import atomic_path
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_text("half of it")
+        print(tmp, flush=True)
+        sys.stdin.readline()
+        tmp.write_text("from the writer\\n")
+""")
+
+
+@pytest.fixture
+def stalled_writer() -> Iterator[Callable[[Path], tuple[subprocess.Popen, Path]]]:
+    """Start a process that writes ``target`` atomically and stops mid-write; returns it and its temp file."""
+    started: list[subprocess.Popen] = []
+
+    def start(target: Path) -> tuple[subprocess.Popen, Path]:
+        proc = subprocess.Popen([sys.executable, "-c", _STALLED_WRITER, str(target)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        started.append(proc)
+        tmp = Path(proc.stdout.readline().strip())
+        assert tmp.is_file() and tmp.parent == Path(os.path.realpath(target)).parent
+        return proc, tmp
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

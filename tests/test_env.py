@@ -137,4 +137,6 @@ def test_relative_data_paths_live_in_the_share(agilab_dirs, tmp_path):
     assert env.resolve_data_path("data/in", "x") == share / "data" / "in"
     assert env.resolve_data_path(None, "minimal/out") == share / "minimal" / "out"
     assert env.resolve_data_path("", "minimal/out") == share / "minimal" / "out"
-    assert env.resolve_data_path(tmp_path / "abs", "x") == tmp_path / "abs"
+    assert env.resolve_data_path(share / "abs", "x") == share / "abs"
+    with pytest.raises(ValueError, match="outside the cluster share"):
+        env.resolve_data_path(tmp_path / "abs", "x")

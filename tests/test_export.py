@@ -19,7 +19,8 @@ def frame() -> pd.DataFrame:
 @pytest.fixture
 def env(agilab_dirs: dict[str, Path]) -> SimpleNamespace:
     export_dir = agilab_dirs["AGILAB_EXPORT_ABS"] / "flight_telemetry"
-    return SimpleNamespace(export_dir=export_dir, export_csv=export_dir / "export.csv")
+    return SimpleNamespace(export_root=agilab_dirs["AGILAB_EXPORT_ABS"], export_dir=export_dir,
+                           export_csv=export_dir / "export.csv")
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])

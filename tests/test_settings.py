@@ -265,9 +265,10 @@ def test_bad_values_in_the_file_name_the_table(env):
     env.settings_path.parent.mkdir(parents=True)
     text = env.settings_seed_path.read_text().replace('"127.0.0.1" = 2', '"127.0.0.1" = 0')
     env.settings_path.write_text(text)
-    with pytest.raises(SettingsFileError, match=r"\[cluster\].*must be a positive int") as err:
+    with pytest.raises(SettingsFileError, match=r"\[cluster\.workers\].*must be a positive int") as err:
         AppSettings(env)
     assert str(env.settings_path) in str(err.value)
+    assert err.value.line == text.splitlines().index('"127.0.0.1" = 0') + 1
 
 
 @pytest.mark.parametrize(
@@ -327,3 +328,124 @@ def test_unknown_argument_in_the_file_names_file_and_key(env):
 
 def test_no_password_field_exists():
     assert not any("password" in name.lower() for name in ClusterSettings.param)
+
+
+# -- one argument at a time ------------------------------------------------------------------------
+def test_save_args_with_one_value_keeps_the_others_as_the_file_has_them(env):
+    env.settings_path.parent.mkdir(parents=True)
+    env.settings_path.write_text(env.settings_seed_path.read_text().replace("size = 20000", "size = 777"))
+    app = AppSettings(env)
+    other = AppSettings(env)
+    other.save_args({"partitions": 5})  # another editor changes a second argument meanwhile
+    app.save_args({"size": 321})
+    assert AppSettings(env).args_dict == {"partitions": 5, "size": 321}
+    app.save_args({"partitions": 9})
+    assert AppSettings(env).args_dict == {"partitions": 9, "size": 321}
+    assert app.args_dict == {"partitions": 9, "size": 321}
+
+
+@pytest.mark.parametrize("bad", [True, False])
+def test_a_boolean_is_not_an_integer_argument(env, bad):
+    app = AppSettings(env)
+    before = env.settings_path.read_bytes()
+    with pytest.raises(ValueError, match="'partitions'.*boolean"):
+        app.save_args({"partitions": bad})
+    assert env.settings_path.read_bytes() == before
+    assert app.args.partitions == 4
+
+
+# -- the file on disk: mode, links, interrupted saves ----------------------------------------------
+def test_saving_keeps_the_file_mode_and_follows_a_symlinked_file(env, tmp_path):
+    real = tmp_path / "dotfiles" / "minimal_app.toml"
+    real.parent.mkdir()
+    real.write_text(env.settings_seed_path.read_text())
+    real.chmod(0o640)
+    env.settings_path.parent.mkdir(parents=True)
+    env.settings_path.symlink_to(real)
+    app = AppSettings(env)
+    app.save_args({"size": 99})
+    app.cluster.verbose = 2
+    app.save_cluster()
+    assert env.settings_path.is_symlink() and os.readlink(env.settings_path) == str(real)
+    assert "size = 99" in real.read_text() and "verbose = 2" in real.read_text()
+    assert oct(real.stat().st_mode & 0o777) == oct(0o640)
+    assert leftovers(env.settings_path.parent) == [] and leftovers(real.parent) == []
+
+
+def test_the_next_save_removes_what_a_killed_save_left(env, stalled_writer):
+    app = AppSettings(env)
+    proc, tmp = stalled_writer(env.settings_path)
+    proc.kill()
+    proc.wait()
+    assert leftovers(env.settings_path.parent) == [tmp.name]
+    app.save_args({"size": 5})
+    assert leftovers(env.settings_path.parent) == []
+    assert AppSettings(env).args.size == 5
+
+
+# -- every kind of broken file names its line, and stays as it is -----------------------------------
+META = '[__meta__]\nschema = "agilab.app_settings.v1"\nversion = 1\n'
+
+
+# Broken as a file: the store itself refuses to read or update it.
+BROKEN_FILES = [
+    pytest.param(b"[args]\npartitions = 4\n\xff\xfe\x00\x13garbage\n", 3, "not UTF-8", id="binary"),
+    pytest.param(b'[args]\nsize = "a\x00b"\n', 2, "not valid TOML", id="nul-in-string"),
+    pytest.param(b"[args]\nsize = 1\nsize = 2\n", 3, "not valid TOML", id="duplicate-key"),
+    pytest.param(b"[args]\nsize = 1\n[cluster]\n[args]\n", 4, "not valid TOML", id="duplicate-table"),
+    pytest.param(b"[args]\npartitions = 4\n[args.partitions]\n", 3, "not valid TOML", id="key-then-table"),
+    pytest.param(b"args = 3\n", 1, "args must be a table", id="args-not-table"),
+    pytest.param(b"[cluster]\npool = false\nworkers = [1, 2]\n", 3, "cluster.workers must be a table", id="workers-not-table"),
+    pytest.param(b"[cluster]\nservice_health = true\n", 2, "cluster.service_health must be a table", id="health-not-table"),
+    pytest.param(b'__meta__ = "v1"\n', 1, "__meta__ must be a table", id="meta-not-table"),
+    pytest.param(b'[__meta__]\nschema = "someone.else.v1"\nversion = 1\n', 2, "'someone.else.v1' is not", id="unknown-schema"),
+    *[pytest.param(META.replace("version = 1", f"version = {v}").encode(), 3, "positive integer", id=f"version-{v}")
+      for v in ("0", "-1", '"1"', "1.5", "true")],
+]
+# Well-formed, with a value the models refuse.
+BAD_VALUES = [
+    pytest.param(META.encode() + b"[cluster]\npool = false\nverbose = true\n", 6, r"\[cluster\] 'verbose'.*boolean", id="verbose-bool"),
+    pytest.param(META.encode() + b'[cluster]\npool = "yes"\n', 5, r"\[cluster\].*pool", id="pool-text"),
+    pytest.param(META.encode() + b'[cluster]\nscheduler = "bad host"\n', 5, r"\[cluster\].*bad host", id="scheduler"),
+    pytest.param(META.encode() + b'[cluster]\nworkers = { "a" = 1, "b" = 0 }\n', 5, r"\[cluster.workers\].*'b'", id="worker-slots"),
+    pytest.param(META.encode() + b"[cluster.service_health]\nmax_restart_rate = nan\n", 5, "NaN", id="nan-rate"),
+    pytest.param(META.encode() + b"[args]\nsize = 4\npartitions = true\n", 6, r"\[args\].*'partitions'.*boolean", id="partitions-bool"),
+    pytest.param(META.encode() + b'[args]\n"size" = -3\n', 5, r"\[args\].*'size'", id="size-negative"),
+]
+
+
+def _refused(env, content: bytes, line: int, message: str) -> None:
+    env.settings_path.parent.mkdir(parents=True)
+    env.settings_path.write_bytes(content)
+    with pytest.raises(SettingsFileError, match=message) as err:
+        AppSettings(env)
+    assert (err.value.path, err.value.line) == (env.settings_path, line)
+    assert str(err.value).startswith(f"{env.settings_path}:{line}: ") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("content", "line", "message"), BROKEN_FILES)
+def test_a_broken_file_names_file_and_line_and_is_never_overwritten(env, content, line, message):
+    _refused(env, content, line, message)
+    store = SettingsStore(env.settings_path, env.settings_seed_path)
+    for write in (lambda: store.update({("args", "size"): 1}), lambda: store.replace_table(("cluster", "workers"), {"a": 1})):
+        with pytest.raises(SettingsFileError, match=message):
+            write()
+    assert env.settings_path.read_bytes() == content
+
+
+@pytest.mark.parametrize(("content", "line", "message"), BAD_VALUES)
+def test_a_bad_value_names_file_line_and_key(env, content, line, message):
+    _refused(env, content, line, message)
+    assert env.settings_path.read_bytes() == content
+
+
+def test_a_settings_file_above_5_mb_is_refused_unread(env):
+    env.settings_path.parent.mkdir(parents=True)
+    content = env.settings_seed_path.read_bytes() + b"# padding\n" * 600_000  # valid TOML, 6 MB
+    env.settings_path.write_bytes(content)
+    with pytest.raises(SettingsFileError, match="larger than the 5 MB") as err:
+        AppSettings(env)
+    assert err.value.path == env.settings_path
+    with pytest.raises(SettingsFileError, match="larger than the 5 MB"):
+        SettingsStore(env.settings_path, env.settings_seed_path).update({("args", "size"): 1})
+    assert env.settings_path.read_bytes() == content

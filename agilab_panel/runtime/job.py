@@ -12,7 +12,10 @@ from typing import Any
 
 from ..fsutil import atomic_path
 
-__all__ = ["Job", "make_worker", "write_output", "describe_error"]
+__all__ = ["OUTPUT_FORMATS", "Job", "make_worker", "write_output", "describe_error"]
+
+# What write_output can write, by suffix (apps declare one of these at load)
+OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
 @dataclass
@@ -70,12 +73,17 @@ def make_worker(job: Job, worker_id: str) -> Any:
 
 
 def write_output(job: Job, frame: Any) -> dict[str, Any]:
-    """Write the output dataframe atomically under data_out; return where and what."""
+    """Write the output dataframe atomically under data_out (never through a link leading out); return where and what."""
+    from ..paths import inside
+
     if frame is None:
         return {"output": None, "rows": 0, "columns": []}
-    out = Path(job.data_out) / job.output_name
+    kind = OUTPUT_FORMATS.get(Path(job.output_name).suffix.lower())
+    if kind is None:
+        raise ValueError(f"output {job.output_name!r}: the engine writes only {', '.join(OUTPUT_FORMATS)} files")
+    out = inside(job.data_out, job.output_name, "output", root_name="data_out folder")
     with atomic_path(out) as tmp:
-        if out.suffix == ".csv":
+        if kind == "csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)

@@ -1,6 +1,4 @@
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -8,6 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agilab_panel.fsutil import atomic_path
 from agilab_panel.runtime import BaseManager, Partition
 
 from . import airports
@@ -119,15 +118,9 @@ def generate_aircraft(rows: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    """Write through a temp file in the same folder then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through the engine's atomic writer: readers never see half a file, a killed write leaves nothing."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def file_name(aircraft: int, file_format: str) -> str:

@@ -1,0 +1,74 @@
+"""An app preparing its inputs: a cancel stops it, and two prepares of the same inputs take turns."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
+from agilab_panel.prepare import THREAD_PREFIX
+
+pytestmark = pytest.mark.integration
+FAULTY_APPS = Path(__file__).parent / "apps"
+WORKERS = {"127.0.0.1": 1}
+
+
+def _inputs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("input-*.txt"))
+
+
+async def _until(check, tries: int = 600) -> bool:
+    for _ in range(tries):
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
+
+
+def _prepare_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+@pytest.mark.parametrize("verb", ["distribute", "run"])
+async def test_cancelling_stops_the_app_preparing_its_inputs(installed, use_home, verb):
+    if verb == "run":
+        use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    data_in = env.share / "faulty_app" / "data_in"
+    params = {"partitions": 2, "prepare_files": 500, "prepare_seconds": 0.02}
+    if verb == "distribute":
+        call = AGI.get_distrib(env, workers=WORKERS, events=EventBus(), **params)
+    else:
+        call = AGI.run(env, RunRequest(params=params, workers=WORKERS, mode=0), events=EventBus())
+    task = asyncio.create_task(call)
+    try:
+        assert await _until(lambda: len(_inputs(data_in)) >= 3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _prepare_threads() == []  # the generating thread has ended: nothing writes any more
+        written = _inputs(data_in)
+        await asyncio.sleep(25 * params["prepare_seconds"])
+        assert _inputs(data_in) == written and len(written) < params["prepare_files"]
+        assert not (data_in / "manifest.txt").exists()
+    finally:
+        await AGI.shutdown()
+
+
+async def test_two_prepares_of_the_same_inputs_take_turns(agilab_dirs):
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    data_in = env.share / "faulty_app" / "data_in"
+    first_bus, second_bus = EventBus(), EventBus()
+    first = asyncio.create_task(AGI.get_distrib(env, workers=WORKERS, events=first_bus, save=False,
+                                                partitions=2, prepare_files=30, prepare_seconds=0.02))
+    assert await _until(lambda: len(_inputs(data_in)) >= 2)
+    # other args: this prepare removes the inputs of the first before writing its own
+    second = asyncio.create_task(AGI.get_distrib(env, workers=WORKERS, events=second_bus, save=False,
+                                                 partitions=3, prepare_files=10, prepare_seconds=0.0))
+    plans = await asyncio.gather(first, second)  # each plan checks that every input is of its own args
+    assert [len(plan.partitions) for plan in plans] == [2, 3]
+    assert any("another prepare" in line.text for line in second_bus.logs())
+    assert (data_in / "manifest.txt").read_text() == "10 files, 0.0 s each"
+    assert len(_inputs(data_in)) == 10
