@@ -1,6 +1,8 @@
 """Host names and worker maps: parsing and validation shared by settings, requests and plans.
 
 Worker maps accept IPv4, IPv6 and DNS names; anything else is refused with a message that says why.
+The listening rules live here too: what counts as loopback (reachable from this machine only), as
+every interface, and as this machine at all.
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import socket
 from collections.abc import Mapping
 from functools import lru_cache
 
-__all__ = ["is_local_host", "validate_host", "parse_host_port", "validate_workers", "slot_ids"]
+__all__ = ["is_local_host", "is_loopback", "is_wildcard", "own_addresses", "validate_host", "parse_host_port",
+           "validate_workers", "slot_ids"]
 
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -84,20 +87,47 @@ def slot_ids(workers: Mapping[str, int]) -> list[str]:
     return [f"{host}-{i}" for host, n in workers.items() for i in range(n)]
 
 
-@lru_cache(maxsize=256)
-def is_local_host(host: str) -> bool:
-    """True for loopback names and addresses, and for this machine's own name and addresses."""
-    bare = host.strip("[]")
-    if bare in ("localhost", socket.gethostname(), socket.getfqdn()):
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses: what only this machine can reach."""
+    if not host:
+        return False
+    bare = host.strip("[]").lower()
+    if bare == "localhost":
         return True
     try:
-        ip = ipaddress.ip_address(bare)
+        return ipaddress.ip_address(bare).is_loopback
     except ValueError:
         return False
-    if ip.is_loopback:
+
+
+def is_wildcard(host: str | None) -> bool:
+    """True for a listen address meaning every interface (``0.0.0.0``, ``::``, empty or None)."""
+    if not host:
         return True
     try:
-        own = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def own_addresses() -> set[str]:
+    """This machine's names and the addresses of all its network interfaces (not only its name's)."""
+    import psutil
+
+    found = {"localhost", socket.gethostname(), socket.getfqdn()}
+    for addrs in psutil.net_if_addrs().values():
+        for addr in addrs:
+            if addr.family in (socket.AF_INET, socket.AF_INET6):
+                found.add(addr.address.split("%")[0])  # fe80::1%eth0: the scope is not part of a Host header
+    try:
+        found |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
     except OSError:
-        own = set()
-    return bare in own
+        pass
+    return found
+
+
+@lru_cache(maxsize=256)
+def is_local_host(host: str) -> bool:
+    """True for loopback names and addresses, and for this machine's own names and addresses."""
+    bare = host.strip("[]")
+    return is_loopback(bare) or bare in own_addresses()

@@ -5,7 +5,8 @@ import socket
 
 import pytest
 
-from agilab_panel.hosts import is_local_host, parse_host_port, slot_ids, validate_host, validate_workers
+from agilab_panel.hosts import (is_local_host, is_loopback, is_wildcard, own_addresses, parse_host_port, slot_ids,
+                                validate_host, validate_workers)
 
 
 @pytest.mark.parametrize(
@@ -128,3 +129,27 @@ def test_local_hosts(host):
 @pytest.mark.parametrize("host", ["192.0.2.10", "2001:db8::1", "worker.example.invalid"])
 def test_remote_hosts(host):
     assert not is_local_host(host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.9.9.9", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_loopback_addresses(host):
+    assert is_loopback(host) and not is_wildcard(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "[::]", "", None])
+def test_every_interface_is_neither_loopback_nor_one_address(host):
+    assert is_wildcard(host) and not is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["192.0.2.10", "fd00::5", "localhost.example.com", socket.gethostname() + ".invalid"])
+def test_other_addresses_are_not_loopback(host):
+    assert not is_loopback(host) and not is_wildcard(host)
+
+
+def test_every_interface_address_of_this_machine_is_local():
+    import psutil
+
+    addresses = {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs
+                 if a.family in (socket.AF_INET, socket.AF_INET6)}
+    assert addresses <= own_addresses()
+    assert all(is_local_host(a) for a in addresses)

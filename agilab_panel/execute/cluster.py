@@ -22,13 +22,18 @@ from typing import Any
 
 from ..env import AgiEnv
 from ..events import EventBus, LogLine, WorkerEvent
-from ..hosts import is_local_host, parse_host_port, slot_ids
+from ..hosts import is_local_host, is_loopback, is_wildcard, parse_host_port, slot_ids
 from .common import child_env
 from .result import RunError
 
-__all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable", "stop_kept_cluster"]
+__all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable", "stop_kept_cluster",
+           "EXPOSE_SCHEDULER_ENV"]
 
 START_TIMEOUT = 60.0
+# The explicit opt-in for a scheduler of ours listening beyond loopback (set to 1).
+EXPOSE_SCHEDULER_ENV = "AGILAB_SCHEDULER_EXPOSED"
+# Every HTTP page a local cluster serves (scheduler and worker info, logs, call stacks) stays on loopback.
+_HTTP_LOOPBACK = "127.0.0.1:0"
 
 
 def scheduler_reachable(address: str, timeout: float = 0.5) -> bool:
@@ -103,6 +108,7 @@ class WorkerCluster:
         self.cython_path = cython_path
         self.persistent = persistent
         self.address: str | None = None
+        self._listen: tuple[str, int] = ("127.0.0.1", 0)  # where a scheduler of ours listens
         self.external = False
         self.procs: dict[str, subprocess.Popen] = {}
         self.scheduler: Any = None  # an in-process scheduler, when this cluster is not kept across processes
@@ -134,6 +140,7 @@ class WorkerCluster:
             if remote:
                 raise RunError(f"hosts {', '.join(remote)} are not this machine: start their Dask workers with the "
                                "remote install, or give the address of a running scheduler", worker=remote[0])
+            self._listen = self._listen_address()
             if not self.persistent:  # the scheduler lives in this process: one interpreter less to start
                 self.address = await self._start_scheduler()
             self._spawn()  # from the loop's thread: the children die with it unless kept
@@ -150,18 +157,37 @@ class WorkerCluster:
             raise
         return how
 
+    def _listen_address(self) -> tuple[str, int]:
+        """Where a scheduler of ours listens: loopback on a free port, or the requested address when it
+        is this machine's. Beyond loopback only with the explicit opt-in, and then with a warning."""
+        if not self.requested_scheduler:
+            return "127.0.0.1", 0
+        host, port = parse_host_port(self.requested_scheduler, 8786)
+        bare, port = host.strip("[]"), port or 0
+        if is_loopback(bare):
+            return bare, port
+        if not is_wildcard(bare) and not is_local_host(bare):
+            raise RunError(f"no Dask scheduler answers at {self.requested_scheduler} and {host} is not this machine: "
+                           "start the scheduler there, or leave the scheduler empty to start one here")
+        where = "every interface" if is_wildcard(bare) else bare
+        risk = (f"a Dask scheduler on {where} (port {port}) lets anyone who reaches it run code on this machine: "
+                "Dask has no login")
+        if os.environ.get(EXPOSE_SCHEDULER_ENV) != "1":
+            raise RunError(f"scheduler {self.requested_scheduler} refused: {risk}. Leave the scheduler empty (loopback), "
+                           f"or set {EXPOSE_SCHEDULER_ENV}=1 to accept the risk")
+        self._emit(LogLine(text=f"{EXPOSE_SCHEDULER_ENV}=1: {risk}; its HTTP pages stay on loopback",
+                           source="scheduler", level="WARNING"))
+        return bare, port
+
     async def _start_scheduler(self) -> str:
         import dask
         from distributed import Scheduler
 
-        host, port = "127.0.0.1", 0
-        if self.requested_scheduler:
-            host, req_port = parse_host_port(self.requested_scheduler, 8786)
-            port = req_port or 0
+        host, port = self._listen
         _quiet_distributed(self.env.verbose)
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             # The HTTP endpoints bind loopback on a free port, never 8787 on every interface.
-            self.scheduler = Scheduler(host=host.strip("[]"), port=port, dashboard=False, dashboard_address="127.0.0.1:0")
+            self.scheduler = Scheduler(host=host, port=port, dashboard=False, dashboard_address=_HTTP_LOOPBACK)
         await self.scheduler
         return self.scheduler.address
 
@@ -169,10 +195,7 @@ class WorkerCluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         sched_file = self.dir / "scheduler.json"
         sched_file.unlink(missing_ok=True)
-        host, port = ("127.0.0.1", 0)
-        if self.requested_scheduler:
-            host, req_port = parse_host_port(self.requested_scheduler, 8786)
-            port = req_port or 0
+        host, port = self._listen
         env = child_env([str(self.cython_path)] if self.cython_path else None)
         env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
         env["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
@@ -183,13 +206,14 @@ class WorkerCluster:
             popen_kw["preexec_fn"] = _die_with_parent
         commands: dict[str, list[str]] = {}
         if self.address is None:
-            commands["scheduler"] = [str(self.python), "-m", "distributed.cli.dask_scheduler", "--host", host.strip("[]"),
-                                     "--port", str(port), "--no-dashboard", "--scheduler-file", str(sched_file)]
+            commands["scheduler"] = [str(self.python), "-m", "distributed.cli.dask_scheduler", "--host", host,
+                                     "--port", str(port), "--no-dashboard", "--dashboard-address", _HTTP_LOOPBACK,
+                                     "--scheduler-file", str(sched_file)]
         target = [self.address] if self.address else ["--scheduler-file", str(sched_file)]
         for slot in slot_ids(self.workers):
             commands[slot] = [str(self.python), "-m", "distributed.cli.dask_worker", *target,
                               "--name", slot, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0",
-                              "--host", "127.0.0.1", "--death-timeout", "60",
+                              "--host", "127.0.0.1", "--dashboard-address", _HTTP_LOOPBACK, "--death-timeout", "60",
                               "--local-directory", str(self.dir / "work"),
                               # import the app (and pandas) while the scheduler starts, not after
                               "--preload", self.env.spec.worker_module]
