@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from .execute.cluster import cluster_pool
 from .execute.common import make_job
 from .execute.result import BenchmarkResult, RunError, RunResult
 from .fsutil import atomic_write_text
+from .paths import claim_output, reset_output
 from .plan import WorkPlan
 from .request import RunRequest
 from .settings import AppSettings
@@ -187,8 +187,10 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
             python = worker_python(env)
         except NotInstalledError as exc:
             raise RunError(str(exc)) from exc
-        if request.reset_target and inputs.data_out.exists():
-            shutil.rmtree(inputs.data_out)
+        if request.reset_target:
+            removed = await asyncio.to_thread(reset_output, inputs.data_out, env.app, env.spec.output, [inputs.data_in])
+            bus.log(f"reset_target: removed {len(removed)} item(s) the app wrote in {inputs.data_out}", source="run")
+        claim_output(inputs.data_out, env.app)
         plan, source, note = await plan_for_run(env, inputs, bus)
         bus.log(f"{modes.mode_label(mode)}: {note}", source="run")
         job = make_job(env, plan, mode, inputs.data_in, inputs.data_out, cython_path(env))

@@ -10,6 +10,7 @@ from typing import Any
 from .env import AgiEnv
 from .events import EventBus
 from .hosts import validate_workers
+from .paths import PathEscapeError
 from .plan import PlanError, WorkPlan, build_plan
 from .prepare import locked_prepare, run_interruptible
 from .settings import AppSettings, args_to_dict, make_args
@@ -43,13 +44,17 @@ def resolve_inputs(
     values = {**settings.args_dict, **dict(params or {})}
     args = make_args(env.spec.args_class(), values, env.app)
     chosen_workers = validate_workers(dict(workers) if workers is not None else dict(settings.cluster.workers))
+    folder_in = env.resolve_data_path(data_in, f"{env.app}/data_in", "data_in")
+    folder_out = env.resolve_data_path(data_out, f"{env.app}/data_out", "data_out")
+    if folder_in == folder_out:
+        raise PathEscapeError(f"data_in and data_out are the same folder ({folder_in}): a reset would delete the inputs")
     return RunInputs(
         args=args,
         args_dict=args_to_dict(args),
         workers=chosen_workers,
         scheduler=scheduler if scheduler is not None else (settings.cluster.scheduler or None),
-        data_in=env.resolve_data_path(data_in, f"{env.app}/data_in"),
-        data_out=env.resolve_data_path(data_out, f"{env.app}/data_out"),
+        data_in=folder_in,
+        data_out=folder_out,
     )
 
 

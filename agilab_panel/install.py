@@ -205,9 +205,6 @@ def _has_extra(pyproject: bytes, extra: str) -> bool:
         return False
     return extra in data.get("project", {}).get("optional-dependencies", {})
 
-def _has_extra(pyproject: bytes, extra: str) -> bool:
-    return _extra(pyproject, extra) is not None
-
 
 def _pxd_files(pyx: Path) -> list[Path]:
     """Declaration files beside a kernel: it may ``cimport`` them, so they are copied and fingerprinted."""
@@ -229,8 +226,7 @@ def _load_state(path: Path) -> dict[str, Any] | None:
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(state, indent=2))
 
 
 def install_state(env: AgiEnv, host: str = "localhost") -> dict[str, Any] | None:
@@ -326,8 +322,6 @@ async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: 
 
 def _summary(tail: Sequence[str]) -> str:
     """The most telling output line: a compiler's ``file:line:col:`` message, else the last line."""
-    conflict = _resolver_conflict(tail)
-    if conflict:
     located = [line.strip() for line in tail if _LOCATED.search(line) and "warning" not in line.lower()]
     errors = [line for line in located if "error" in line.lower()]
     return (errors or located or [next((line.strip() for line in reversed(tail) if line.strip()), "no output")])[0]
@@ -359,7 +353,7 @@ class _Host:
 
     def write_constraints(self) -> Path:
         path = self.plan.wenv / "constraints.txt"
-        path.write_text("".join(f"{line}\n" for line in self.plan.constraints), encoding="utf-8")
+        atomic_write_text(path, "".join(f"{line}\n" for line in self.plan.constraints))
         return path
 
     async def venv(self) -> str:
