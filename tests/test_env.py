@@ -140,3 +140,30 @@ def test_relative_data_paths_live_in_the_share(agilab_dirs, tmp_path):
     assert env.resolve_data_path(share / "abs", "x") == share / "abs"
     with pytest.raises(ValueError, match="outside the cluster share"):
         env.resolve_data_path(tmp_path / "abs", "x")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('output = "tiny_output.json"', r"output 'tiny_output.json': the engine writes only .parquet, .pq, .csv files"),
+    ('output = "tiny_output"', "the engine writes only"),
+    ('output = "../escaped.parquet"', "output must be a file name inside data_out"),
+    ('output = "/tmp/out.csv"', "output must be a file name inside data_out"),
+    ('module = "../../elsewhere"', "module must be a Python identifier"),
+    ('cython = ["../../outside.pyx"]', "cython entry '../../outside.pyx' must be a .pyx file inside the app folder"),
+    ('cython = "src/tiny_app/minimal_kernel.pyx"', "cython must be a list"),
+])
+def test_an_app_whose_names_the_engine_cannot_honour_is_refused_at_load(extra_apps, line, message):
+    pyproject = extra_apps / "tiny_app" / "pyproject.toml"
+    key = line.split(" = ")[0]
+    text = "\n".join(ln for ln in pyproject.read_text().splitlines() if not ln.startswith(f"{key} = "))
+    pyproject.write_text(text.replace("[tool.agilab]\n", f"[tool.agilab]\n{line}\n"))
+    with pytest.raises(AppError, match=message) as err:
+        AgiEnv("tiny_app", apps_path=extra_apps)
+    assert str(pyproject.resolve()) in str(err.value)
+
+
+@pytest.mark.parametrize("output", ["tiny_output.CSV", "tiny_output.pq", "tiny_output.csv"])
+def test_an_output_the_engine_writes_is_accepted(extra_apps, output):
+    pyproject = extra_apps / "tiny_app" / "pyproject.toml"
+    text = "\n".join(ln for ln in pyproject.read_text().splitlines() if not ln.startswith("output = "))
+    pyproject.write_text(text.replace("[tool.agilab]\n", f'[tool.agilab]\noutput = "{output}"\n'))
+    assert AgiEnv("tiny_app", apps_path=extra_apps).spec.output == output

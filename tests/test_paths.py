@@ -161,3 +161,79 @@ def test_a_reset_keeps_inputs_that_live_inside_the_output_folder(share: Path) ->
     (out / "output.parquet").write_bytes(b"PAR1")
     assert reset_output(out, "app", "output.parquet", keep=[out / "data_in"]) == ["output.parquet"]
     assert tree(out / "data_in") == {"input.csv": b"a\n1\n"}
+
+
+# -- the output writer -----------------------------------------------------------------------------
+def _job(data_out: Path, output_name: str):
+    from agilab_panel.runtime.job import Job
+
+    return Job(run_id="r", app="app", worker_ref="m:W", src_path="", mode=0, args={}, data_in="",
+               data_out=str(data_out), output_name=output_name, slots={}, order=[])
+
+
+def test_the_output_is_written_in_the_format_its_suffix_names(share: Path) -> None:
+    import pandas as pd
+
+    from agilab_panel.runtime.job import write_output
+
+    frame = pd.DataFrame({"a": [1, 2]})
+    info = write_output(_job(share / "out", "result.CSV"), frame)
+    assert Path(info["output"]).read_text() == "a\n1\n2\n"
+    info = write_output(_job(share / "out", "result.pq"), frame)
+    assert Path(info["output"]).read_bytes()[:4] == b"PAR1"
+    with pytest.raises(ValueError, match="the engine writes only .parquet, .pq, .csv files"):
+        write_output(_job(share / "out", "result.json"), frame)
+    assert not (share / "out" / "result.json").exists()
+
+
+def test_the_output_is_never_written_through_a_link_leading_out(share: Path, victim: Path) -> None:
+    import pandas as pd
+
+    from agilab_panel.runtime.job import write_output
+
+    (share / "out").mkdir()
+    (share / "out" / "result.csv").symlink_to(victim / "precious.txt")
+    with pytest.raises(PathEscapeError, match="output 'result.csv' leads to"):
+        write_output(_job(share / "out", "result.csv"), pd.DataFrame({"a": [1]}))
+    assert tree(victim) == {"precious.txt": b"keep me\n"}
+
+
+# -- exports and saved scripts stay under their roots ------------------------------------------------
+def test_export_csv_is_never_written_through_a_link_leading_out(agilab_dirs: dict[str, Path], victim: Path) -> None:
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from agilab_panel.export import export_columns
+
+    source = agilab_dirs["AGI_CLUSTER_SHARE"] / "out.parquet"
+    source.parent.mkdir(parents=True)
+    pd.DataFrame({"a": [1]}).to_parquet(source)
+    root = agilab_dirs["AGILAB_EXPORT_ABS"]
+    root.mkdir(parents=True)
+    (root / "flight_telemetry").symlink_to(victim)
+    env = SimpleNamespace(export_root=root, export_csv=root / "flight_telemetry" / "export.csv")
+    with pytest.raises(PathEscapeError, match="export file .* leads to"):
+        export_columns(env, source, ["a"])
+    assert tree(victim) == {"precious.txt": b"keep me\n"}
+
+
+def test_saved_snippets_and_notebooks_stay_in_the_log_folder(victim: Path) -> None:
+    from agilab_panel.notebook import export_notebook
+    from agilab_panel.settings import AppSettings
+    from agilab_panel.snippets import save_snippets
+
+    env = AgiEnv("minimal_app", verbose=0)
+    settings = AppSettings(env)
+    env.log_dir.mkdir(parents=True)
+    (env.log_dir / "AGI_run_minimal_app.py").symlink_to(victim / "precious.txt")
+    (env.log_dir / "minimal_app_orchestrate.ipynb").symlink_to(victim / "notebook.ipynb")
+    with pytest.raises(PathEscapeError, match="snippet file .* leads to"):
+        save_snippets(env, settings, kinds=("install", "run"))
+    assert not (env.log_dir / "AGI_install_minimal_app.py").exists()  # checked before any file is written
+    with pytest.raises(PathEscapeError, match="notebook file .* leads to"):
+        export_notebook(env, settings)
+    for wrong in (victim / "precious.txt", victim):
+        with pytest.raises(ValueError, match="must name a .ipynb file"):
+            export_notebook(env, settings, wrong)
+    assert tree(victim) == {"precious.txt": b"keep me\n"}

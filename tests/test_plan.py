@@ -232,3 +232,55 @@ def test_to_dict_is_a_snapshot_not_a_view(plan):
     assert plan.assignment == before
     assert "ghost" not in plan.workers
     assert plan.args["size"] == 10
+
+
+# -- weights and payloads are checked and normalised once, when the plan is built --------------------
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -float("inf"), -1.0, True, "3"])
+def test_a_bad_weight_is_refused_naming_its_partition(weight):
+    parts = [Partition("good", 1.0), Partition("engine-7", weight)]
+    with pytest.raises(PlanError, match=r"partition 'engine-7' has weight .*finite number, not negative"):
+        build_plan("demo", parts, {"127.0.0.1": 2}, {})
+
+
+@pytest.mark.parametrize("weight", ["nan", "inf", -2, True, None])
+def test_a_saved_plan_with_a_bad_weight_is_refused_naming_its_partition(plan, tmp_path, weight):
+    path = plan.save(tmp_path / "plan.json")
+    data = json.loads(path.read_text())
+    data["partitions"][1]["weight"] = weight
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanError, match=f"partition '{data['partitions'][1]['label']}' has weight"):
+        WorkPlan.load(path)
+
+
+def test_a_payload_that_is_not_json_data_is_refused_naming_its_partition():
+    with pytest.raises(PlanError, match=r"partition 'p1' payload: a set value"):
+        build_plan("demo", [Partition("p0", 1.0), Partition("p1", 1.0, {"files": {"a", "b"}})], {"127.0.0.1": 1}, {})
+    with pytest.raises(PlanError, match="partition label 3 must be a non-empty string"):
+        build_plan("demo", [Partition(3, 1.0)], {"127.0.0.1": 1}, {})
+
+
+def test_fresh_and_saved_plans_hand_the_workers_the_same_values_in_every_mode(tmp_path):
+    import pickle
+    from pathlib import Path
+
+    import numpy as np
+
+    from agilab_panel import AgiEnv
+    from agilab_panel.execute.common import make_job
+    from agilab_panel.runtime.job import Job
+
+    payload = {"range": (0, 5), "n": np.int64(3), "scale": np.float32(0.5), "file": Path("in") / "a.csv",
+               "nested": {"pair": (1, (2, 3)), "flags": np.array([True, False])}}
+    parts = [Partition("p0", np.float64(2.0), payload), Partition("p1", 1, {"range": (5, 9)})]
+    fresh = build_plan("minimal_app", parts, {"127.0.0.1": 2}, {"window": (1, 2), "scale": np.float64(0.25)})
+    loaded = WorkPlan.load(fresh.save(tmp_path / "plan.json"))
+    assert repr(fresh.partitions) == repr(loaded.partitions)  # types too: no tuple, no numpy value, no Path
+    assert fresh.partitions[0].payload == {"range": [0, 5], "n": 3, "scale": 0.5, "file": str(Path("in/a.csv")),
+                                           "nested": {"pair": [1, [2, 3]], "flags": [True, False]}}
+    assert repr(fresh.args) == repr(loaded.args) == repr({"window": [1, 2], "scale": 0.25})
+    env = AgiEnv("minimal_app", verbose=0)
+    jobs = [make_job(env, p, 0, tmp_path / "in", tmp_path / "out", None) for p in (fresh, loaded)]
+    assert repr(jobs[0].slots) == repr(jobs[1].slots) and repr(jobs[0].args) == repr(jobs[1].args)
+    # what each mode hands the worker: local runs read the job back from JSON, Dask runs unpickle it
+    assert repr(Job.from_json(jobs[0].to_json()).slots) == repr(jobs[0].slots)
+    assert repr(pickle.loads(pickle.dumps(jobs[0])).slots) == repr(jobs[0].slots)
