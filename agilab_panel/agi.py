@@ -201,8 +201,10 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
             bus.log(f"Dask cluster {how} at {cluster.address}", source="run")
             try:
                 info, statuses = await run_dask(job, cluster, bus)
-            except BaseException:
-                if not cluster.alive() or not keep_cluster:
+            except BaseException as exc:
+                # Dask cannot interrupt a running task: a cancelled run's partitions would go on in the
+                # workers (and hold them) unless the workers stop too.
+                if not cluster.alive() or not keep_cluster or isinstance(exc, asyncio.CancelledError):
                     cluster_pool.discard(cluster)
                     await cluster.close()
                 raise

@@ -28,6 +28,7 @@ import tomllib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -39,11 +40,12 @@ from packaging.utils import canonicalize_name
 
 from .env import AgiEnv
 from .events import EventBus, LogLine, StepEvent
-from .execute.common import child_env
+from .execute.common import child_env, read_lines
 from .fsutil import atomic_write_text
 from .hosts import is_local_host, validate_workers
 from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
 from .results import HostInstall, InstallResult, StepResult
+from .runtime.lifecycle import die_with_parent, kill_group
 
 __all__ = [
     "NotInstalledError",
@@ -300,14 +302,17 @@ def cython_path(env: AgiEnv, host: str = "localhost") -> Path:
 async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: Path) -> tuple[int, list[str]]:
     """Run ``cmd``, emitting each stdout/stderr line as soon as it is written; (exit code, last lines)."""
     bus.emit(LogLine(text="$ " + shlex.join(cmd), source="install", host=host, step=step))
+    # Its own process group, so a cancel also ends what it started (uv's builds, the C compiler);
+    # it dies with this process too.
     proc = await asyncio.create_subprocess_exec(
         *cmd, cwd=cwd, env=child_env(), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, process_group=0,
+        preexec_fn=partial(die_with_parent, os.getpid()))
     tail: deque[str] = deque(maxlen=40)
 
     async def pump(reader: asyncio.StreamReader, stream: str) -> None:
-        while line := await reader.readline():
-            text = line.decode(errors="replace").rstrip("\r\n")
+        async for line in read_lines(reader):
+            text = line.decode(errors="replace").rstrip("\r")
             tail.append(text)
             bus.emit(LogLine(text=text, source="install", stream=stream, host=host, step=step))  # type: ignore
 
@@ -316,7 +321,7 @@ async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: 
         return await proc.wait(), list(tail)
     finally:
         if proc.returncode is None:  # cancelled: do not leave a half-done uv or compiler behind
-            proc.kill()
+            kill_group(proc.pid)
             await proc.wait()
 
 

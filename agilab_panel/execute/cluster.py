@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..env import AgiEnv
 from ..events import EventBus, LogLine, WorkerEvent
 from ..hosts import is_local_host, is_loopback, is_wildcard, parse_host_port, slot_ids
+from ..runtime.lifecycle import die_with_parent
+from . import rundirs
 from .common import child_env
 from .result import RunError
 
@@ -43,11 +44,6 @@ def scheduler_reachable(address: str, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _quiet_distributed(verbose: int) -> None:
@@ -117,6 +113,7 @@ class WorkerCluster:
         self.slot_workers: dict[str, str] = {}  # slot id -> worker address
         self._tails: list[_Tail] = []
         self._tail_task: asyncio.Task | None = None
+        self._dir_fd: int | None = None
         self.dir = env.log_dir / "cluster" / (time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex())
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -192,18 +189,19 @@ class WorkerCluster:
         return self.scheduler.address
 
     def _spawn(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._dir_fd = rundirs.claim(self.dir)  # held by every process below: the folder stays while they run
         sched_file = self.dir / "scheduler.json"
         sched_file.unlink(missing_ok=True)
         host, port = self._listen
         env = child_env([str(self.cython_path)] if self.cython_path else None)
         env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
         env["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
-        popen_kw: dict[str, Any] = {"env": env, "cwd": str(self.dir), "stdin": subprocess.DEVNULL}
+        popen_kw: dict[str, Any] = {"env": env, "cwd": str(self.dir), "stdin": subprocess.DEVNULL,
+                                    "pass_fds": () if self._dir_fd is None else (self._dir_fd,)}
         if self.persistent:
             popen_kw["start_new_session"] = True
         else:
-            popen_kw["preexec_fn"] = _die_with_parent
+            popen_kw["preexec_fn"] = partial(die_with_parent, os.getpid())
         commands: dict[str, list[str]] = {}
         if self.address is None:
             commands["scheduler"] = [str(self.python), "-m", "distributed.cli.dask_scheduler", "--host", host,
@@ -293,6 +291,8 @@ class WorkerCluster:
         while True:
             for tail in self._tails:
                 tail.poll(self.bus)
+            for proc in self.procs.values():  # a process that ended is collected now, not left a zombie
+                proc.poll()
             await asyncio.sleep(0.1)
 
     def _emit(self, event: Any) -> None:
@@ -343,6 +343,9 @@ class WorkerCluster:
                 p.kill()
                 p.wait()
         self.procs.clear()
+        if self._dir_fd is not None:  # the logs stay (the newest few folders); the workers' scratch space goes
+            rundirs.release(self.dir, self._dir_fd, scratch="work")
+            self._dir_fd = None
 
     # -- a cluster kept across processes -----------------------------------------------------------
     def _state_file(self) -> Path:

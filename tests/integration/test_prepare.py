@@ -9,6 +9,7 @@ import pytest
 
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
 from agilab_panel.prepare import THREAD_PREFIX
+from proctable import until
 
 pytestmark = pytest.mark.integration
 FAULTY_APPS = Path(__file__).parent / "apps"
@@ -18,13 +19,6 @@ WORKERS = {"127.0.0.1": 1}
 def _inputs(folder: Path) -> list[Path]:
     return sorted(folder.glob("input-*.txt"))
 
-
-async def _until(check, tries: int = 600) -> bool:
-    for _ in range(tries):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return check()
 
 
 def _prepare_threads() -> list[threading.Thread]:
@@ -44,7 +38,7 @@ async def test_cancelling_stops_the_app_preparing_its_inputs(installed, use_home
         call = AGI.run(env, RunRequest(params=params, workers=WORKERS, mode=0), events=EventBus())
     task = asyncio.create_task(call)
     try:
-        assert await _until(lambda: len(_inputs(data_in)) >= 3)
+        assert await until(lambda: len(_inputs(data_in)) >= 3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -63,7 +57,7 @@ async def test_two_prepares_of_the_same_inputs_take_turns(agilab_dirs):
     first_bus, second_bus = EventBus(), EventBus()
     first = asyncio.create_task(AGI.get_distrib(env, workers=WORKERS, events=first_bus, save=False,
                                                 partitions=2, prepare_files=30, prepare_seconds=0.02))
-    assert await _until(lambda: len(_inputs(data_in)) >= 2)
+    assert await until(lambda: len(_inputs(data_in)) >= 2)
     # other args: this prepare removes the inputs of the first before writing its own
     second = asyncio.create_task(AGI.get_distrib(env, workers=WORKERS, events=second_bus, save=False,
                                                  partitions=3, prepare_files=10, prepare_seconds=0.0))

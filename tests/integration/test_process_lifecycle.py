@@ -18,6 +18,7 @@ import pytest
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
 from agilab_panel.events import PartitionEvent
 from agilab_panel.execute.result import RunError
+from proctable import running, until, zombies_below
 
 pytestmark = pytest.mark.integration
 FAULTY_APPS = Path(__file__).parent / "apps"
@@ -36,35 +37,7 @@ def _faulty_worker_module():
 text_of = _faulty_worker_module().text_of
 
 
-def _running(pids: set[int]) -> set[int]:
-    """The pids that are still a running process (a zombie has ended)."""
-    alive = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
 
-
-def _zombies_below(pid: int) -> list[psutil.Process]:
-    found = []
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                found.append(child)
-        except psutil.NoSuchProcess:
-            pass
-    return found
-
-
-async def _until(check, tries: int = 600) -> bool:
-    for _ in range(tries):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return check()
 
 
 def _started(bus: EventBus) -> dict[str, str]:
@@ -85,7 +58,7 @@ async def test_a_cancelled_pool_run_ends_its_pool_processes(installed, use_home,
     task = asyncio.create_task(AGI.run(env, RunRequest(params=SLOW, workers=WORKERS, mode=AGI.POOL_MODE),
                                        events=bus, keep_cluster=warm))
     try:
-        assert await _until(lambda: len(_started(bus)) == 2)
+        assert await until(lambda: len(_started(bus)) == 2)
         pool = {int(worker.removeprefix("pool-")) for worker in _started(bus).values()}
         kept = {p.pid for p in me.children()} - before if warm else set()  # the warm runner outlives runs
         run = {p.pid for p in me.children(recursive=True)} - before - kept
@@ -93,9 +66,9 @@ async def test_a_cancelled_pool_run_ends_its_pool_processes(installed, use_home,
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await _until(lambda: not _running(run))
-        assert _zombies_below(os.getpid()) == []
-        assert _running(kept) == kept
+        assert await until(lambda: not running(run))
+        assert zombies_below(os.getpid()) == []
+        assert running(kept) == kept
     finally:
         await AGI.shutdown()
 
@@ -124,10 +97,10 @@ def test_a_cli_run_interrupted_or_killed_leaves_no_process(installed, use_home, 
         if how == "ctrl-c":
             assert cli.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
         for _ in range(600):
-            if not _running(below):
+            if not running(below):
                 break
             time.sleep(0.05)
-        assert _running(below) == set()
+        assert running(below) == set()
     finally:
         if cli.poll() is None:
             cli.kill()
@@ -152,7 +125,7 @@ async def test_a_local_worker_that_dies_is_named_with_its_partition(installed, u
         failed = [e for e in bus.history if isinstance(e, PartitionEvent) and e.state == "failed"]
         assert [(e.label, e.worker) for e in failed] == [("part-2", worker)]
         run = {p.pid for p in psutil.Process().children(recursive=True)} - before
-        assert await _until(lambda: len(_running(run)) <= 1)  # at most the warm runner stays
+        assert await until(lambda: len(running(run)) <= 1)  # at most the warm runner stays
     finally:
         await AGI.shutdown()
 
@@ -184,3 +157,23 @@ async def test_an_error_message_of_any_length_and_alphabet_arrives_whole(install
     assert info.value.partition == "part-1"
     assert info.value.details.startswith(f"ValueError: {message}\n")
     assert str(info.value) == f"partition part-1 failed on worker {info.value.worker}: ValueError: {message}"
+
+
+async def test_job_files_left_by_killed_runs_and_the_runner_log_stay_bounded(installed, use_home):
+    env = _env(installed, use_home)
+    await AGI.shutdown()  # the runner log is rotated when a runner starts
+    jobs = env.user_app_dir / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    for i in range(30):  # what runs killed with their engine leave
+        for name in (f"job-stale{i:02d}-x.json", f"event-stale{i:02d}-x.json"):
+            (jobs / name).write_text("{}")
+            os.utime(jobs / name, (1_000_000 + i, 1_000_000 + i))
+    (jobs / "runner.log").write_bytes(b"an old line\n" * 200_000)
+    try:
+        await AGI.run(env, RunRequest(params={"partitions": 2}, workers=WORKERS, mode=0), events=EventBus())
+    finally:
+        await AGI.shutdown()
+    assert sorted(p.name for p in jobs.glob("job-*.json")) == [f"job-stale{i:02d}-x.json" for i in range(10, 30)]
+    assert sorted(p.name for p in jobs.glob("event-*.json")) == [f"event-stale{i:02d}-x.json" for i in range(10, 30)]
+    assert (jobs / "runner.log.1").stat().st_size == len(b"an old line\n") * 200_000
+    assert b"an old line" not in (jobs / "runner.log").read_bytes()
