@@ -159,15 +159,58 @@ class AGI:
         await close_zygotes()
         await cluster_pool.close_all(keep_persistent=keep_persistent)
 
+    # -- service mode ----------------------------------------------------------------------------------
+    @staticmethod
+    async def serve(
+        app_env: AgiEnv,
+        action: str = "start",
+        scheduler: str | None = None,
+        workers: Mapping[str, int] | None = None,
+        *,
+        events: EventBus | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Service mode (SPEC §8): ``action`` is start, status, health or stop.
+
+        ``options`` override ``[service]`` of app_settings.toml for this call (``poll_interval``,
+        ``heartbeat_timeout``, ``stop_timeout``, ``health_output_path``, the ``cleanup_*`` TTLs and
+        max files, ``max_retries``, ``restart_window_sec``). ``health`` returns the health payload;
+        the other actions a result holding it. Every action writes health.json.
+        """
+        from .service.controller import serve
+
+        return await serve(app_env, action, scheduler=scheduler, workers=workers, events=_bus(events, app_env),
+                           **options)
+
+    @staticmethod
+    async def submit(app_env: AgiEnv, *, events: EventBus | None = None, **args: Any) -> str:
+        """Queue the app's work plan for ``args`` on the running service (one task per slot); returns its id."""
+        from .service.controller import submit
+
+        return await submit(app_env, args, events=_bus(events, app_env))
+
+    @staticmethod
+    async def wait_submission(app_env: AgiEnv, submission: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until every task of a submission is done or failed; returns its record (status, output, errors)."""
+        from .service.controller import wait_submission
+
+        return await wait_submission(app_env, submission, timeout)
+
     @staticmethod
     def last_output(app_env: AgiEnv) -> Path | None:
-        """The output dataframe of the latest successful run (what LOAD DATA previews)."""
-        record = app_env.user_app_dir / "last_run.json"
-        try:
-            output = json.loads(record.read_text())["output"]
-        except (OSError, ValueError, KeyError):
-            return None
-        return Path(output) if output and Path(output).exists() else None
+        """The output dataframe of the latest successful run or service submission (what LOAD DATA previews)."""
+        from .service.queue import ServicePaths
+
+        newest: tuple[float, Path] | None = None
+        for record in (app_env.user_app_dir / "last_run.json", ServicePaths.of(app_env.share, app_env.app).last_output):
+            try:
+                data = json.loads(record.read_text())
+                output, stamp = data["output"], float(data.get("time", 0.0))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if output and Path(output).exists() and (newest is None or stamp > newest[0]):
+                newest = (stamp, Path(output))
+        return newest[1] if newest else None
 
 
 async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bus: EventBus,

@@ -251,6 +251,10 @@ def _parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("-o", "--output", help="notebook path (default: the app's log folder)")
     p.set_defaults(handler=_notebook)
+
+    from .service.cli import add_commands as add_service_commands
+
+    add_service_commands(sub, common)
     return parser
 
 

@@ -22,9 +22,9 @@ from .snippets import SNIPPET_VERSION, available_kinds, snippet_file_name, snipp
 
 __all__ = ["NOTEBOOK_KINDS", "build_notebook", "export_notebook", "notebook_path"]
 
-# The seed's recipe: INSTALL, CHECK distribute and RUN. Starting a service is an operator action with
-# lasting effects, so it stays out of a notebook meant to be run top to bottom.
-NOTEBOOK_KINDS = ("install", "distrib", "run")
+# The seed's recipe: INSTALL, CHECK distribute and RUN, then (with the cluster enabled) the service
+# cell, last: it starts loops that outlive the notebook, and its heading says how to stop them.
+NOTEBOOK_KINDS = ("install", "distrib", "run", "serve")
 
 _HEADINGS = {
     "install": ("INSTALL", "Provision the worker environment on every host of the worker map"
@@ -33,6 +33,10 @@ _HEADINGS = {
                 " and save it as `distribution_tree.json`."),
     "run": ("RUN", "Run the app with these arguments, workers and mode; the output dataframe lands in"
             " the app's `data_out`."),
+    "serve": ("Service mode", "Start the app's service: one persistent worker loop per slot, fed by"
+              " `await AGI.submit(app_env, **args)`. The loops keep running after this notebook: check them"
+              " with `await AGI.serve(app_env, action=\"status\")`, stop them with"
+              " `await AGI.serve(app_env, action=\"stop\")` or `agilab-panel service stop --app <app>`."),
 }
 
 

@@ -209,11 +209,11 @@ def _body(kind: str, *, verbose: int, scheduler: str | None, workers: dict[str, 
             f"{_IND}print(f\"{{slot}}: {{len(parts)}} partitions, load {{loads[slot]:.6g}}\")",
             "return plan",
         ]
-    if kind == "serve":
+    if kind == "serve":  # starts the service: its loops keep running after the script (stop: action="stop")
         return [
-            f"health = {_call('serve', [('action', literal('start')), *where])}",
-            "print(health.get(\"status\", health) if isinstance(health, dict) else health)",
-            "return health",
+            f"result = {_call('serve', [('action', literal('start')), *where])}",
+            "print(result[\"message\"])",
+            "return result",
         ]
     request = [
         ("params", _block(args, i2)),

@@ -32,11 +32,16 @@ def test_notebook_has_an_intro_then_a_heading_and_a_cell_per_step(settings: AppS
         compile(cell.source, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
-def test_service_start_never_lands_in_a_run_all_notebook(settings: AppSettings) -> None:
+def test_the_service_cell_comes_last_with_the_cluster_and_says_how_to_stop(settings: AppSettings) -> None:
     settings.cluster.cluster_enabled = True
     nb = build_notebook(settings.env, settings)
-    assert "AGI.serve" not in "".join(c.source for c in nb.cells)
-    assert "AGI.DASK_MODE" in nb.cells[-1].source
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.metadata.tags for c in code] == [["agilab-install"], ["agilab-distrib"], ["agilab-run"], ["agilab-serve"]]
+    assert "AGI.DASK_MODE" in code[2].source
+    assert 'action="start"' in code[3].source and "await AGI.serve(" in code[3].source
+    heading = nb.cells[-2].source
+    assert heading.startswith("## Service mode") and 'AGI.serve(app_env, action="stop")' in heading
+    compile(code[3].source, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 def test_benchmark_notebook_runs_the_enabled_modes(settings: AppSettings) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import param
 
 from ..settings import AppSettings, SettingsFileError
+from ..toml_lines import line_of
 from .queue import Retention
 
 __all__ = ["ServiceSettings", "SERVICE_KEYS", "load_service_settings", "save_service_settings", "with_overrides",
@@ -58,7 +59,8 @@ def _set(target: ServiceSettings, key: str, value: Any) -> None:
 
 def load_service_settings(settings: AppSettings) -> ServiceSettings:
     """``[service]`` of the app's settings file (defaults for what it does not say)."""
-    table = settings.store.read().get("service", {})
+    text, doc = settings.store.load()
+    table = doc.get("service", {})
     if not isinstance(table, Mapping):
         raise SettingsFileError(settings.store.path, f"service must be a table ([service]), not {table!r}")
     loaded = ServiceSettings(name="service")
@@ -66,7 +68,7 @@ def load_service_settings(settings: AppSettings) -> ServiceSettings:
         try:
             _set(loaded, str(key), value.unwrap() if hasattr(value, "unwrap") else value)
         except ValueError as exc:
-            raise SettingsFileError(settings.store.path, f"[service] {exc}") from exc
+            raise SettingsFileError(settings.store.path, f"[service] {exc}", line_of(text, ("service", str(key)))) from exc
     return loaded
 
 

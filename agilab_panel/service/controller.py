@@ -35,6 +35,7 @@ from ..events import EventBus
 from ..execute.cluster import START_TIMEOUT, scheduler_reachable
 from ..execute.common import make_job
 from ..fsutil import atomic_write_text
+from ..runtime.job import Job
 from ..settings import AppSettings
 from . import queue as q
 from .cluster import ServiceCluster, end_processes, owned_processes, respawn_worker
@@ -43,7 +44,7 @@ from .health import build_payload, health_path, write_health
 from .heartbeat import LoopInfo, evaluate, read_heartbeats
 from .state import ServiceState, SlotState, read_state, write_state
 
-__all__ = ["ACTIONS", "ServiceError", "serve", "submit", "wait_submission"]
+__all__ = ["ACTIONS", "ServiceError", "serve", "submit", "wait_submission", "plan_tasks"]
 
 ACTIONS = ("start", "status", "health", "stop")
 CONNECT_TIMEOUT = 10.0
@@ -74,16 +75,19 @@ async def serve(env: AgiEnv, action: str = "start", *, scheduler: str | None = N
     unknown = sorted(set(options) - set(SERVICE_KEYS))
     if unknown:
         raise ValueError(f"unknown service option {unknown[0]!r} (known: {', '.join(SERVICE_KEYS)})")
-    settings = AppSettings(env)
-    config = with_overrides(load_service_settings(settings), options)
-    target = health_path(env.share, env.app, config.health_output_path)  # an escape is refused before anything
+    settings = with_overrides(load_service_settings(AppSettings(env)), options)  # bad values refused here
     paths = q.ServicePaths.of(env.share, env.app)
+    running = read_state(paths)
+    # a running service keeps the settings it started with, unless this call says otherwise
+    kept = {k: v for k, v in running.settings.items() if k in SERVICE_KEYS} if running and action != "start" else {}
+    config = with_overrides(settings, {**kept, **options})
+    target = health_path(env.share, env.app, config.health_output_path)  # an escape is refused before anything
     bus = events or EventBus()
     paths.root.mkdir(parents=True, exist_ok=True)
     async with _locked(paths):
         paths.ensure()
         if action == "start":
-            outcome = await _start(env, settings, config, paths, workers, scheduler, bus)
+            outcome = await _start(env, AppSettings(env), config, paths, workers, scheduler, bus)
         elif action == "stop":
             outcome = await _stop(env, config, paths)
         else:
@@ -120,7 +124,15 @@ async def submit(env: AgiEnv, args: Mapping[str, Any], *, events: EventBus | Non
         plan = await build_distribution(env, inputs, events)
     job = make_job(env, plan, state.mode, inputs.data_in, inputs.data_out,
                    Path(state.cython_path) if state.cython_path else None)
-    submission = q.new_submission_id()
+    manifest, tasks = plan_tasks(job, q.new_submission_id())
+    _claim_output(inputs.data_out, env.app)
+    q.write_submission(paths.ensure(), manifest)  # first: the loop finishing the last task reads it
+    q.enqueue(paths, tasks)
+    return manifest["id"]
+
+
+def plan_tasks(job: Job, submission: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A submission's record and its tasks: one per slot with partitions, each carrying the job and its part."""
     job.run_id = submission
     base = json.loads(job.slim().to_json())
     now = time.time()
@@ -129,11 +141,9 @@ async def submit(env: AgiEnv, args: Mapping[str, Any], *, events: EventBus | Non
         tasks.append({"schema": q.TASK_SCHEMA, "id": q.task_id(submission, index), "submission": submission,
                       "index": index, "slot": slot, "created": now, "attempts": 0,
                       "job": {**base, "order": [p["label"] for p in parts]}, "partitions": parts})
-    _claim_output(inputs.data_out, env.app)
-    q.write_submission(paths.ensure(), {"id": submission, "app": env.app, "status": "submitted", "created": now,
-                                        "args": inputs.args_dict, "tasks": [t["id"] for t in tasks], "job": base})
-    q.enqueue(paths, tasks)
-    return submission
+    manifest = {"id": submission, "app": job.app, "status": "submitted", "created": now, "args": job.args,
+                "tasks": [t["id"] for t in tasks], "job": base}
+    return manifest, tasks
 
 
 async def wait_submission(env: AgiEnv, submission: str, timeout: float | None = None) -> dict[str, Any]:

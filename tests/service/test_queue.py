@@ -1,0 +1,159 @@
+"""The service queue on real files: one claim per task across processes, nothing ever lost, retention exact."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agilab_panel.service import queue as q
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> q.ServicePaths:
+    return q.ServicePaths.of(tmp_path / "share", "app").ensure()
+
+
+def _tasks(n: int, submission: str = "sub") -> list[dict]:
+    return [{"id": q.task_id(submission, i), "submission": submission, "attempts": 0} for i in range(n)]
+
+
+def _everywhere(paths: q.ServicePaths) -> list[str]:
+    """Every task id in any queue folder (a running name carries its owner)."""
+    ids = []
+    for folder in q.QUEUE_FOLDERS:
+        ids += [q.parse_running(n)[0] if folder == "running" else n.removesuffix(".json")
+                for n in q.task_files(paths.folder(folder))]
+    return sorted(ids)
+
+
+def _claimer(root: str, slot: str, out: str) -> None:
+    paths = q.ServicePaths(Path(root))
+    got = []
+    while (path := q.claim(paths, slot)) is not None:
+        got.append(q.parse_running(path.name)[0])
+    Path(out).write_text(json.dumps(got))
+
+
+def test_four_processes_racing_claim_each_task_exactly_once(paths: q.ServicePaths, tmp_path: Path) -> None:
+    q.enqueue(paths, _tasks(300))
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_claimer, args=(str(paths.root), f"h-{i}", str(tmp_path / f"got{i}.json")))
+             for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    claimed = [t for i in range(4) for t in json.loads((tmp_path / f"got{i}.json").read_text())]
+    assert sorted(claimed) == sorted(t["id"] for t in _tasks(300))
+    assert q.counts(paths) == {"pending": 0, "running": 300, "done": 0, "failed": 0}
+    owners = {q.parse_running(n)[1] for n in q.task_files(paths.running)}
+    assert owners <= {f"h-{i}" for i in range(4)}
+
+
+def test_claim_takes_the_oldest_and_ignores_files_being_written(paths: q.ServicePaths) -> None:
+    q.enqueue(paths, _tasks(3, "s2") + _tasks(1, "s1"))
+    (paths.pending / ".s0.00000.json.agtmp-host-1.abc.tmp").write_text("{")
+    first = q.claim(paths, "127.0.0.1-0")
+    assert first is not None and first.name == "s1.00000@127.0.0.1-0.json"
+    assert q.counts(paths)["pending"] == 3
+
+
+def test_publish_moves_a_task_to_done_or_failed_and_nowhere_else(paths: q.ServicePaths) -> None:
+    q.enqueue(paths, _tasks(2))
+    a, b = q.claim(paths, "w"), q.claim(paths, "w")
+    q.publish(paths, a, "done", {"id": "sub.00000", "ok": True})
+    q.publish(paths, b, "failed", {"id": "sub.00001", "error": "ValueError: no"})
+    assert q.counts(paths) == {"pending": 0, "running": 0, "done": 1, "failed": 1}
+    assert json.loads((paths.failed / "sub.00001.json").read_text())["error"] == "ValueError: no"
+    with pytest.raises(ValueError, match="done or failed"):
+        q.publish(paths, a, "pending", {"id": "sub.00000"})
+
+
+def test_a_task_of_a_dead_loop_is_retried_then_failed_with_why_never_lost(paths: q.ServicePaths) -> None:
+    q.enqueue(paths, _tasks(1))
+    where = []
+    for _ in range(3):
+        running = q.claim(paths, "127.0.0.1-1")
+        assert running is not None
+        where.append(q.requeue(paths, running, "stale-heartbeat(12.0s)", max_retries=2))
+        assert _everywhere(paths) == ["sub.00000"]
+    assert where == ["pending", "pending", "failed"]
+    record = json.loads((paths.failed / "sub.00000.json").read_text())
+    assert record["attempts"] == 3 and len(record["interruptions"]) == 3
+    assert record["error"] == ("gave up after 3 attempt(s): the loop running it on 127.0.0.1-1 ended "
+                               "(stale-heartbeat(12.0s))")
+
+
+def test_requeue_of_a_task_already_published_only_clears_running(paths: q.ServicePaths) -> None:
+    q.enqueue(paths, _tasks(1))
+    running = q.claim(paths, "w")
+    (paths.done / "sub.00000.json").write_text(json.dumps({"id": "sub.00000"}))  # a crash between publish and unlink
+    assert q.requeue(paths, running, "loop-error", 2) == "finished"
+    assert q.counts(paths) == {"pending": 0, "running": 0, "done": 1, "failed": 0}
+
+
+def test_a_corrupt_task_goes_to_failed_with_the_reason_and_its_bytes(paths: q.ServicePaths) -> None:
+    (paths.pending / "bad.00000.json").write_bytes(b'{"id": "bad.00000", \xff')
+    running = q.claim(paths, "w")
+    q.fail_corrupt(paths, running, "not JSON")
+    record = json.loads((paths.failed / "bad.00000.json").read_text())
+    assert record["error"] == "corrupt task file: not JSON" and record["content"].startswith('{"id": "bad.00000"')
+    assert _everywhere(paths) == ["bad.00000"]
+
+
+def _aged(folder: Path, ages: dict[str, float], now: float) -> None:
+    for name, age in ages.items():
+        path = folder / f"{name}.json"
+        path.write_text("{}")
+        os.utime(path, (now - age, now - age))
+
+
+def test_retention_deletes_exactly_what_the_ttl_and_max_files_say(paths: q.ServicePaths) -> None:
+    now = time.time()
+    _aged(paths.done, {"d-old1": 5000, "d-old2": 3601, "d-a": 100, "d-b": 200, "d-c": 300, "d-d": 400}, now)
+    _aged(paths.failed, {"f-old": 7300, "f-a": 10, "f-b": 20}, now)
+    _aged(paths.heartbeats, {"h-a": 10, "h-b": 20, "h-c": 30}, now)
+    (paths.done / ".d-tmp.agtmp-host-1.x.tmp").write_text("{")
+    policy = {"done": q.Retention(3600, 3), "failed": q.Retention(7200, 0), "heartbeats": q.Retention(0, 2)}
+    removed = q.cleanup(paths, policy, now)
+    assert removed == {"done": 3, "failed": 1, "heartbeats": 1, "submissions": 0}
+    assert sorted(q.task_files(paths.done)) == ["d-a.json", "d-b.json", "d-c.json"]  # the 3 newest under the TTL
+    assert sorted(q.task_files(paths.failed)) == ["f-a.json", "f-b.json"]  # max 0: no limit
+    assert sorted(q.task_files(paths.heartbeats)) == ["h-a.json", "h-b.json"]  # TTL 0: none, the 2 newest
+    assert (paths.done / ".d-tmp.agtmp-host-1.x.tmp").exists()  # a writer's temporary file is not a record
+
+
+def test_a_submission_is_finished_once_by_whoever_ends_its_last_task(paths: q.ServicePaths) -> None:
+    q.write_submission(paths, {"id": "s", "status": "submitted", "tasks": ["s.00000", "s.00001"]})
+    calls = []
+
+    def reduce(record: dict) -> dict:
+        calls.append(record["id"])
+        return {"output": "out.parquet", "rows": 2}
+
+    (paths.done / "s.00000.json").write_text("{}")
+    assert q.finish_submission(paths, "s", reduce) is None  # one task still open
+    (paths.done / "s.00001.json").write_text("{}")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(q.finish_submission(paths, "s", reduce)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["s"] and [r["status"] for r in results if r] == ["done"]
+    assert q.read_submission(paths, "s")["output"] == "out.parquet"
+    assert not (paths.results / "s").exists()
+
+
+def test_a_submission_with_a_failed_task_fails_naming_it(paths: q.ServicePaths) -> None:
+    q.write_submission(paths, {"id": "s", "status": "submitted", "tasks": ["s.00000", "s.00001"]})
+    (paths.done / "s.00000.json").write_text("{}")
+    (paths.failed / "s.00001.json").write_text(json.dumps({"error": "ValueError: partition 3\nTraceback..."}))
+    record = q.finish_submission(paths, "s", lambda r: pytest.fail("a failed submission is not reduced"))
+    assert record["status"] == "failed" and record["errors"] == {"s.00001": "ValueError: partition 3"}
