@@ -62,7 +62,7 @@ def parse_host_port(value: str, default_port: int | None = None) -> tuple[str, i
         if port == "":
             raise ValueError(f"{value!r}: empty port")
         return host, default_port
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"{value!r}: port must be an integer 1..65535")
     return host, int(port)
 

@@ -82,7 +82,7 @@ def parse_mode(value: int | str) -> int:
     """An int 0..15, a digit string or a mode string, as an int."""
     if isinstance(value, str):
         stripped = value.strip()
-        if stripped.isdigit():
+        if stripped.isascii() and stripped.isdigit():  # "٣" or "²" are digits to str.isdigit, not modes
             return _check(int(stripped))
         return str_to_mode(stripped)
     return _check(value)

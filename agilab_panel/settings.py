@@ -49,7 +49,7 @@ SCHEMA = "agilab.app_settings.v1"
 SCHEMA_VERSION = 1
 MAX_SETTINGS_BYTES = 5 * 1024 * 1024  # far above any real settings file; larger is refused unread
 # The tables this schema knows, and where each must be a table.
-_TABLES = (("__meta__",), ("args",), ("cluster",), ("cluster", "workers"), ("cluster", "service_health"))
+_TABLES = (("__meta__",), ("args",), ("cluster",), ("cluster", "workers"), ("cluster", "service_health"), ("service",))
 
 
 class SettingsFileError(Exception):
@@ -326,6 +326,14 @@ _CLUSTER_KEYS = [k for k in ClusterSettings.param if k not in ("name", "workers"
 _HEALTH_KEYS = [k for k in ServiceHealthSettings.param if k != "name"]
 
 
+def _known_key(known: list[str]) -> Callable[[str, Any], None]:
+    """A check that a key is one of ``known``: a misspelt setting is an error, not silently ignored."""
+    def check(key: str, _value: Any) -> None:
+        if key not in known:
+            raise ValueError(f"unknown setting {key!r} (known: {', '.join(known)})")
+    return check
+
+
 class AppSettings:
     """The models of one app's settings, loaded from and saved to its :class:`SettingsStore`."""
 
@@ -371,6 +379,8 @@ class AppSettings:
         text, doc = self.store.load()
         cluster = dict(doc.get("cluster", {}))
         health = dict(cluster.pop("service_health", {}) or {})
+        self._checked(text, ("cluster",), cluster, _known_key(_CLUSTER_KEYS + ["workers"]))
+        self._checked(text, ("cluster", "service_health"), health, _known_key(_HEALTH_KEYS))
         values = {k: _plain(cluster[k]) for k in _CLUSTER_KEYS if k in cluster}
         scratch = ClusterSettings()
         self._checked(text, ("cluster",), values, lambda k, v: _set_checked(scratch, k, v))

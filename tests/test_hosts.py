@@ -70,6 +70,8 @@ def test_parse_host_port_default_port():
         ("host:65536", "port must be an integer 1..65535"),
         ("host:ab", "port must be an integer 1..65535"),
         ("host:-1", "port must be an integer 1..65535"),
+        ("host:\u0663\u0663", "port must be an integer 1..65535"),  # Arabic-Indic 33: a digit, not a port
+        ("host:\u00b2", "port must be an integer 1..65535"),
         ("host:", "empty port"),
         ("[::1]:", "empty port"),
         ("[::1]:99999", "port must be an integer 1..65535"),

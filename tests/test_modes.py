@@ -81,7 +81,7 @@ def test_bad_mode_strings_are_refused_clearly(bad, message):
         parse_mode(bad)
 
 
-@pytest.mark.parametrize("bad", [-1, 16, 99, "16", True, False, 1.0, None, [1]])
+@pytest.mark.parametrize("bad", [-1, 16, 99, "16", True, False, 1.0, None, [1], "\u0661", "\u00b2"])  # "١", "²"
 def test_bad_mode_values_are_refused(bad):
     with pytest.raises(ValueError, match="mode"):
         parse_mode(bad)

@@ -399,6 +399,7 @@ BROKEN_FILES = [
     pytest.param(b"[cluster]\nservice_health = true\n", 2, "cluster.service_health must be a table", id="health-not-table"),
     pytest.param(b'__meta__ = "v1"\n', 1, "__meta__ must be a table", id="meta-not-table"),
     pytest.param(b'[__meta__]\nschema = "someone.else.v1"\nversion = 1\n', 2, "'someone.else.v1' is not", id="unknown-schema"),
+    pytest.param(b"# comment\nservice = [1]\n[args]\nsize = 3\n", 2, "service must be a table", id="service-not-table"),
     *[pytest.param(META.replace("version = 1", f"version = {v}").encode(), 3, "positive integer", id=f"version-{v}")
       for v in ("0", "-1", '"1"', "1.5", "true")],
 ]
@@ -411,6 +412,10 @@ BAD_VALUES = [
     pytest.param(META.encode() + b"[cluster.service_health]\nmax_restart_rate = nan\n", 5, "NaN", id="nan-rate"),
     pytest.param(META.encode() + b"[args]\nsize = 4\npartitions = true\n", 6, r"\[args\].*'partitions'.*boolean", id="partitions-bool"),
     pytest.param(META.encode() + b'[args]\n"size" = -3\n', 5, r"\[args\].*'size'", id="size-negative"),
+    pytest.param(META.encode() + b"[cluster]\npool = false\ncluster_enable = true\n", 6,
+                 r"\[cluster\] unknown setting 'cluster_enable'", id="misspelt-cluster-key"),
+    pytest.param(META.encode() + b"[cluster.service_health]\nmax_unhealty = 1\n", 5,
+                 r"\[cluster.service_health\] unknown setting 'max_unhealty'", id="misspelt-health-key"),
 ]
 
 
@@ -449,3 +454,19 @@ def test_a_settings_file_above_5_mb_is_refused_unread(env):
     with pytest.raises(SettingsFileError, match="larger than the 5 MB"):
         SettingsStore(env.settings_path, env.settings_seed_path).update({("args", "size"): 1})
     assert env.settings_path.read_bytes() == content
+
+
+@pytest.mark.parametrize(("body", "line", "message"), [
+    pytest.param(b"[service]\npoll_interval = 1.0\nmax_retries = true\n", 6, "'max_retries' must be a number",
+                 id="retries-bool"),
+    pytest.param(b"[service]\n\npol_interval = 2\n", 6, "unknown service setting 'pol_interval'", id="misspelt"),
+])
+def test_a_bad_service_setting_names_file_and_line(env, body, line, message):
+    from agilab_panel.service.config import load_service_settings
+
+    env.settings_path.parent.mkdir(parents=True)
+    env.settings_path.write_bytes(META.encode() + body)
+    with pytest.raises(SettingsFileError, match=message) as err:
+        load_service_settings(AppSettings(env))
+    assert (err.value.path, err.value.line) == (env.settings_path, line)
+    assert env.settings_path.read_bytes() == META.encode() + body

@@ -6,13 +6,12 @@ retention and retries. Values given to ``AGI.serve`` override the file for that 
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import param
 
-from ..settings import AppSettings, SettingsFileError
+from ..settings import AppSettings, SettingsFileError, check_number
 from ..toml_lines import line_of
 from .queue import Retention
 
@@ -48,9 +47,7 @@ def _set(target: ServiceSettings, key: str, value: Any) -> None:
     """Set one field; a boolean where a number goes, NaN and unknown keys are refused (param lets them by)."""
     if key not in SERVICE_KEYS:
         raise ValueError(f"unknown service setting {key!r} (known: {', '.join(SERVICE_KEYS)})")
-    if isinstance(target.param[key], param.Number) and (isinstance(value, bool) or
-                                                         (isinstance(value, float) and math.isnan(value))):
-        raise ValueError(f"service setting {key!r} must be a number, got {value!r}")
+    check_number(target, key, value)
     try:
         setattr(target, key, value)
     except (ValueError, TypeError) as exc:
