@@ -9,13 +9,14 @@ from typing import Any
 
 from .env import AgiEnv
 from .events import EventBus
+from .fsutil import keep_copy
 from .hosts import validate_workers
 from .paths import PathEscapeError
 from .plan import PlanError, WorkPlan, build_plan
 from .prepare import locked_prepare, run_interruptible
 from .settings import AppSettings, args_to_dict, make_args
 
-__all__ = ["RunInputs", "resolve_inputs", "build_distribution", "plan_for_run", "save_plan", "load_plan"]
+__all__ = ["RunInputs", "resolve_inputs", "build_distribution", "plan_for_run", "save_plan", "load_plan", "read_plan"]
 
 
 @dataclass
@@ -81,22 +82,30 @@ async def build_distribution(env: AgiEnv, inputs: RunInputs, bus: EventBus | Non
 
 
 def save_plan(env: AgiEnv, plan: WorkPlan) -> Path:
+    """Save ``plan``; a saved plan that cannot be read (edited by hand, say) is kept beside it, not lost."""
+    if read_plan(env)[1] is not None:
+        keep_copy(env.plan_path)
     return plan.save(env.plan_path)
+
+
+def read_plan(env: AgiEnv) -> tuple[WorkPlan | None, str | None]:
+    """The saved plan, or None and why it cannot be read (None too when there is no saved plan)."""
+    if not env.plan_path.is_file():
+        return None, None
+    try:
+        return WorkPlan.load(env.plan_path), None
+    except (OSError, PlanError, KeyError, TypeError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def load_plan(env: AgiEnv) -> WorkPlan | None:
     """The saved plan, or None when there is none or it cannot be read."""
-    if not env.plan_path.is_file():
-        return None
-    try:
-        return WorkPlan.load(env.plan_path)
-    except (PlanError, KeyError, TypeError, ValueError):
-        return None
+    return read_plan(env)[0]
 
 
 async def plan_for_run(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = None) -> tuple[WorkPlan, str, str]:
     """The saved plan while it matches the args, workers and inputs; else a rebuilt one, and why."""
-    saved = load_plan(env)
+    saved, unreadable = read_plan(env)
     if saved is not None:
         reason = saved.mismatch(inputs.args_dict, inputs.workers, str(inputs.data_in))
         if reason is None:
@@ -106,6 +115,9 @@ async def plan_for_run(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = No
             return saved, "saved", note
         note = f"rebuilt the work plan: {reason}"
         source = "rebuilt"
+    elif unreadable:
+        note = f"built a work plan (the saved one cannot be read, and is kept as a .broken copy: {unreadable})"
+        source = "built"
     else:
         note, source = "built a work plan (none was saved)", "built"
     plan = await build_distribution(env, inputs, bus)

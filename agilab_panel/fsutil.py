@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "keep_copy"]
 
 _NAME_LIMIT = 100  # characters of the target's name kept in a temp name (file names stop at 255 bytes)
 
@@ -99,3 +101,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def keep_copy(path: str | os.PathLike, tag: str = "broken") -> Path:
+    """Copy ``path`` beside itself as ``<name>.<tag>-<time>`` (``-1``, ``-2``... never over an earlier copy).
+
+    What a file held is kept before the file is replaced, when it could not be read as it is.
+    """
+    source = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    n = 0
+    while True:
+        copy = source.with_name(f"{source.name}.{tag}-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            with open(source, "rb") as src, open(copy, "xb") as dst:
+                shutil.copyfileobj(src, dst)
+        except FileExistsError:
+            n += 1
+            continue
+        shutil.copystat(source, copy)
+        return copy

@@ -220,6 +220,8 @@ class WorkPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkPlan:
+        if not isinstance(data, Mapping):
+            raise PlanError(f"not a work plan (a JSON {type(data).__name__}, not an object)")
         if data.get("schema") != PLAN_SCHEMA:
             raise PlanError(f"not a work plan (schema {data.get('schema')!r})")
         plan = cls(

@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import shutil
-import time
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,7 +20,7 @@ import tomlkit
 from filelock import FileLock
 from tomlkit.exceptions import ParseError, TOMLKitError
 
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_text, keep_copy
 from .hosts import parse_host_port, validate_workers
 from .modes import benchmark_modes, mode_from_toggles, mode_label
 from .paths import check_worker_path
@@ -92,6 +90,24 @@ class HostPort(param.String):
             parse_host_port(val)
 
 
+class Count(param.Integer):
+    """An integer field that refuses a boolean (``True`` is an int to Python, not a count to a user)."""
+
+    def _validate_value(self, val, allow_None):  # noqa: ANN001
+        if isinstance(val, bool):
+            raise ValueError(f"{self.name!r} must be an integer, not the boolean {val!r}")
+        super()._validate_value(val, allow_None)
+
+
+class Amount(param.Number):
+    """A number field that refuses a boolean and NaN (which passes any bounds)."""
+
+    def _validate_value(self, val, allow_None):  # noqa: ANN001
+        if isinstance(val, bool) or (isinstance(val, float) and math.isnan(val)):
+            raise ValueError(f"{self.name!r} must be a number, not {val!r}")
+        super()._validate_value(val, allow_None)
+
+
 class WorkerPath(param.String):
     """A folder as the workers see it (absolute, or inside their share); empty means the share."""
 
@@ -108,7 +124,7 @@ class ClusterSettings(param.Parameterized):
     pool = param.Boolean(False, doc="Use the worker-pool path (process or thread backend).")
     cython = param.Boolean(False, doc="Use the compiled (Cython) worker path built at install.")
     rapids = param.Boolean(False, doc="Use the RAPIDS (cuDF) path where the host has a GPU.")
-    verbose = param.Integer(1, bounds=(0, 3), doc="Verbosity of logs and of the generated AgiEnv.")
+    verbose = Count(1, bounds=(0, 3), doc="Verbosity of logs and of the generated AgiEnv.")
     scheduler = HostPort("", doc="Dask scheduler host[:port]; empty starts one on this machine.")
     user = param.String("", doc="SSH user for remote hosts (never a password).")
     ssh_key_path = param.String("", doc="SSH private key for remote hosts.")
@@ -129,8 +145,8 @@ class ServiceHealthSettings(param.Parameterized):
     """``[cluster.service_health]``: the health gate's thresholds."""
 
     allow_idle = param.Boolean(False, doc="An idle service passes the gate.")
-    max_unhealthy = param.Integer(0, bounds=(0, None), doc="Unhealthy workers tolerated.")
-    max_restart_rate = param.Number(0.25, bounds=(0, None), doc="Restarts per worker tolerated over the window.")
+    max_unhealthy = Count(0, bounds=(0, None), doc="Unhealthy workers tolerated.")
+    max_restart_rate = Amount(0.25, bounds=(0, None), doc="Restarts per worker tolerated over the window.")
 
 
 # -- args ------------------------------------------------------------------------------------------
@@ -311,13 +327,7 @@ class SettingsStore:
         backup = None
         with self._lock:
             if self.path.exists():
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                backup = self.path.with_name(f"{self.path.name}.broken-{stamp}")
-                n = 1
-                while backup.exists():  # never overwrite an earlier backup
-                    backup = self.path.with_name(f"{self.path.name}.broken-{stamp}-{n}")
-                    n += 1
-                shutil.copy2(self.path, backup)
+                backup = keep_copy(self.path)  # never over an earlier backup
             atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
         return backup
 

@@ -181,6 +181,10 @@ def test_load_refuses_bad_files(plan, tmp_path):
     path.write_text(json.dumps({"schema": "something else"}))
     with pytest.raises(PlanError, match="not a work plan"):
         WorkPlan.load(path)
+    for not_an_object in ([], "plan", 3, None):
+        path.write_text(json.dumps(not_an_object))
+        with pytest.raises(PlanError, match="not a work plan"):
+            WorkPlan.load(path)
     data = plan.to_dict()
     data["assignment"]["p0"] = "ghost-0"
     path.write_text(json.dumps(data))
@@ -284,3 +288,24 @@ def test_fresh_and_saved_plans_hand_the_workers_the_same_values_in_every_mode(tm
     # what each mode hands the worker: local runs read the job back from JSON, Dask runs unpickle it
     assert repr(Job.from_json(jobs[0].to_json()).slots) == repr(jobs[0].slots)
     assert repr(pickle.loads(pickle.dumps(jobs[0])).slots) == repr(jobs[0].slots)
+
+
+def test_a_saved_plan_that_cannot_be_read_is_kept_when_a_new_one_replaces_it():
+    import asyncio
+
+    from agilab_panel import AGI, AgiEnv
+    from agilab_panel.distrib import plan_for_run, resolve_inputs
+
+    env = AgiEnv("minimal_app", verbose=0)
+    env.plan_path.parent.mkdir(parents=True)
+    broken = '{"schema": "agilab.distribution_tree.v1", "app": "minimal_app", "partitions": [\n'  # cut short
+    env.plan_path.write_text(broken)
+    plan, source, note = asyncio.run(plan_for_run(env, resolve_inputs(env)))
+    assert source == "built" and "cannot be read" in note and "not valid JSON" in note
+    backups = sorted(env.plan_path.parent.glob("distribution_tree.json.broken-*"))
+    assert [b.read_text() for b in backups] == [broken]
+    assert repr(WorkPlan.load(env.plan_path).partitions) == repr(plan.partitions)
+    env.plan_path.write_text("[]")  # readable JSON, not a plan: an explicit save keeps it too
+    AGI.save_plan(env, plan)
+    backups = sorted(env.plan_path.parent.glob("distribution_tree.json.broken-*"))
+    assert sorted(b.read_text() for b in backups) == sorted([broken, "[]"])

@@ -282,6 +282,7 @@ def test_bad_values_in_the_file_name_the_table(env):
         ("scheduler", "host:99999"),
         ("scheduler", "bad host"),
         ("verbose", 4),
+        ("verbose", True),
     ],
 )
 def test_invalid_cluster_values_are_refused_at_the_field(field, bad):
@@ -305,6 +306,10 @@ def test_service_health_defaults_and_bounds():
     assert (health.allow_idle, health.max_unhealthy, health.max_restart_rate) == (False, 0, 0.25)
     with pytest.raises(ValueError):
         health.max_unhealthy = -1
+    for field, bad in (("max_unhealthy", True), ("max_restart_rate", False), ("max_restart_rate", float("nan"))):
+        with pytest.raises(ValueError, match=field):
+            setattr(health, field, bad)
+    assert (health.max_unhealthy, health.max_restart_rate) == (0, 0.25)
 
 
 def test_unknown_argument_names_the_key(env):
