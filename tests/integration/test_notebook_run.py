@@ -1,4 +1,5 @@
-"""The exported notebook runs end to end on a real Jupyter kernel: INSTALL, CHECK distribute, RUN."""
+"""The exported notebook runs end to end on a real Jupyter kernel: INSTALL, CHECK distribute, RUN, and the
+service cell, whose loops outlive the kernel until stopped."""
 from __future__ import annotations
 
 import json
@@ -56,3 +57,28 @@ def test_exported_notebook_executes_on_a_kernel(installed, use_home, tmp_path: P
     assert "0: python: 2 rows" in out["agilab-run"]
     frame = pd.read_parquet(AGI.last_output(env))
     assert frame["sum_squares"].map(int).tolist() == [sum(i * i for i in range(s, s + 300)) for s in (0, 300)]
+
+
+async def test_the_service_cell_starts_a_service_that_outlives_the_kernel(installed, use_home, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agilab_panel.service.queue import ServicePaths
+    from agilab_panel.service.state import read_state
+
+    use_home(installed("minimal_app"))
+    env = AgiEnv("minimal_app", verbose=0)
+    settings = AppSettings(env)
+    settings.cluster.param.update(verbose=0, workers={"127.0.0.1": 2}, cluster_enabled=True)
+    nb = nbformat.read(export_notebook(env, settings), as_version=4)
+    nb.cells = [c for c in nb.cells if c.cell_type == "code" and c.metadata.tags == ["agilab-serve"]]
+    assert len(nb.cells) == 1
+    paths = ServicePaths.of(env.share, env.app)
+    assert read_state(paths) is None
+    try:
+        client = NotebookClient(nb, kernel_name=_kernel(tmp_path, monkeypatch), timeout=300,
+                                resources={"metadata": {"path": str(tmp_path)}})
+        client.execute()
+        assert _stdout(client.nb.cells[0]).startswith("started the service of app minimal_app: 2 loops")
+        assert (await AGI.serve(env, "status"))["status"] == "running"  # the kernel has ended; the loops run on
+    finally:
+        stopped = await AGI.serve(env, "stop")
+    assert stopped["status"] == "stopped" and stopped["not_stopped"] == {} and read_state(paths) is None

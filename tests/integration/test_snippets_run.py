@@ -1,7 +1,7 @@
 """Generated snippets run as scripts (``python AGI_run_<app>.py``) against the real engine and do what
 the direct API call does; a snippet made stale by a renamed argument exits non-zero naming it.
 
-Serve snippets are rendered and parsed in the unit tests but not executed: AGI.serve is not built yet.
+The serve snippet starts a service that outlives the script: a fresh process finds it and stops it.
 """
 from __future__ import annotations
 
@@ -41,6 +41,27 @@ def minimal(installed, use_home) -> tuple[AgiEnv, AppSettings]:
     settings.cluster.param.update(verbose=0, workers=WORKERS)
     settings.args.param.update(**SMALL)
     return env, settings
+
+
+async def test_serve_snippet_starts_a_service_that_outlives_the_script(minimal) -> None:
+    from agilab_panel.service.queue import ServicePaths
+    from agilab_panel.service.state import read_state
+
+    env, settings = minimal
+    settings.cluster.cluster_enabled = True
+    (path,) = save_snippets(env, settings, kinds=("serve",))
+    assert path.name == "AGI_serve_minimal_app.py"
+    state_path = ServicePaths.of(env.share, env.app)
+    assert read_state(state_path) is None
+    try:
+        done = _script(path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("started the service of app minimal_app: 2 loops"), done.stdout
+        status = await AGI.serve(env, "status")  # this process finds what the script started
+        assert status["status"] == "running" and status["health"]["workers_healthy_count"] == 2
+    finally:
+        stopped = await AGI.serve(env, "stop")
+    assert stopped["status"] == "stopped" and stopped["not_stopped"] == {} and read_state(state_path) is None
 
 
 def _plan_fields(plan: WorkPlan) -> dict:
