@@ -3,6 +3,8 @@ when the path is relative; ``[service]`` settings; bad input refused before anyt
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,23 @@ def test_a_file_that_is_not_a_health_payload_is_refused_naming_why(tmp_path, con
     with pytest.raises(HealthFileError, match=message) as info:
         load_health_file(path)
     assert "\n" not in str(info.value)
+
+
+async def test_status_applies_retention_from_its_options_and_reports_it(agilab_dirs) -> None:
+    env = AgiEnv("minimal_app", verbose=0)
+    root = agilab_dirs["AGI_CLUSTER_SHARE"] / "service" / "minimal_app" / "queue"
+    now = time.time()
+    ages = {"done": {"a": 10, "b": 20, "c": 30, "old": 4000}, "failed": {"x": 10, "old": 9000},
+            "heartbeats": {"h1": 10, "h2": 20}}
+    for folder, files in ages.items():
+        (root / folder).mkdir(parents=True)
+        for name, age in files.items():
+            (root / folder / f"{name}.json").write_text("{}")
+            os.utime(root / folder / f"{name}.json", (now - age, now - age))
+    result = await AGI.serve(env, "status", cleanup_done_ttl_sec=3600, cleanup_done_max_files=2,
+                             cleanup_failed_ttl_sec=7200, cleanup_heartbeat_max_files=1)
+    assert result["health"]["cleanup"] == {"done": 2, "failed": 1, "heartbeats": 1, "submissions": 0}
+    assert sorted(p.name for p in (root / "done").iterdir()) == ["a.json", "b.json"]
+    assert sorted(p.name for p in (root / "failed").iterdir()) == ["x.json"]
+    assert sorted(p.name for p in (root / "heartbeats").iterdir()) == ["h1.json"]
+    assert result["health"]["queue"] == {"pending": 0, "running": 0, "done": 2, "failed": 1}
