@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -208,16 +209,24 @@ class SettingsStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock:
                 if not self.path.exists():
-                    atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
+                    try:
+                        atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
+                    except OSError as exc:  # a symlink loop, a read-only folder: name the file, not a traceback
+                        raise SettingsFileError(self.path, f"cannot be created: {exc.strerror or exc}") from exc
 
     def _error(self, text: str, keys: tuple[str, ...], message: str) -> SettingsFileError:
         return SettingsFileError(self.path, message, line_of(text, keys))
 
     def _read_text(self) -> str:
-        """The file as text; one too large or not UTF-8 is refused before any parsing."""
-        with open(self.path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            data = handle.read(MAX_SETTINGS_BYTES + 1) if size <= MAX_SETTINGS_BYTES else b""
+        """The file as text; one too large, not a file or not UTF-8 is refused before any parsing."""
+        try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):  # a folder, or a FIFO that would block the read
+                raise SettingsFileError(self.path, "not a regular file")
+            with open(self.path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                data = handle.read(MAX_SETTINGS_BYTES + 1) if size <= MAX_SETTINGS_BYTES else b""
+        except OSError as exc:
+            raise SettingsFileError(self.path, f"cannot be read: {exc.strerror or exc}") from exc
         if size > MAX_SETTINGS_BYTES or len(data) > MAX_SETTINGS_BYTES:
             raise SettingsFileError(self.path, f"{max(size, len(data)):,} bytes: larger than the "
                                     f"{MAX_SETTINGS_BYTES // 2**20} MB a settings file may be; not read")

@@ -475,3 +475,17 @@ def test_a_bad_service_setting_names_file_and_line(env, body, line, message):
         load_service_settings(AppSettings(env))
     assert (err.value.path, err.value.line) == (env.settings_path, line)
     assert env.settings_path.read_bytes() == META.encode() + body
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "dangling-link-loop"])
+def test_a_settings_path_that_is_not_a_file_is_refused_naming_it(env, kind):
+    env.settings_path.parent.mkdir(parents=True)
+    if kind == "folder":
+        env.settings_path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(env.settings_path)  # reading it would wait forever for a writer
+    else:
+        env.settings_path.symlink_to(env.settings_path)
+    with pytest.raises(SettingsFileError, match="not a regular file|cannot be (read|created): Too many levels") as err:
+        AppSettings(env)
+    assert err.value.path == env.settings_path
