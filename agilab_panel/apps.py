@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .appcheck import tool_value_problem
 from .runtime.job import OUTPUT_FORMATS
 
 __all__ = ["AppError", "AppSpec", "builtin_apps_path", "discover_apps", "load_app"]
@@ -57,6 +58,7 @@ class AppSpec:
     pool_backend: str = "process"
     description: str = ""
     output: str = "output.parquet"
+    summary: str | None = None  # JSON metrics file the worker writes under data_out (write_summary)
     tool: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -111,6 +113,8 @@ def load_app(path: Path) -> AppSpec:
     if backend not in ("process", "thread"):
         raise AppError(f"{pyproject}: pool_backend must be 'process' or 'thread', not {backend!r}")
     _check_names(pyproject, path, module, tool)
+    if "summary" in tool and (problem := tool_value_problem("summary", tool["summary"])):
+        raise AppError(f"{pyproject}: [tool.agilab] summary {problem}")
     return AppSpec(
         name=name,
         path=path,
@@ -124,6 +128,7 @@ def load_app(path: Path) -> AppSpec:
         pool_backend=backend,
         description=project.get("description", ""),
         output=tool.get("output", "output.parquet"),
+        summary=tool.get("summary") or None,
         tool=dict(tool),
     )
 

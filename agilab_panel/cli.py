@@ -87,7 +87,11 @@ def _emit(ns: argparse.Namespace, data: Any, text: str) -> None:
 async def _install(ns: argparse.Namespace) -> int:
     from .agi import AGI
 
-    result = await AGI.install(_env(ns), scheduler=ns.scheduler, workers=_workers(ns.workers),
+    env = _env(ns)
+    for value in (ns.data_in, ns.data_out):  # install touches no data: a bad folder is still refused up front
+        if value:
+            env.resolve_data_path(value, value)
+    result = await AGI.install(env, scheduler=ns.scheduler, workers=_workers(ns.workers),
                                modes_enabled=ns.modes_enabled, events=_bus(ns), force=ns.force, **parse_set(ns.set))
     lines = [f"{h}: {'ok' if r.ok else 'FAILED ' + r.error}" for h, r in result.hosts.items()]
     _emit(ns, result.to_dict(), "\n".join(lines))
@@ -98,7 +102,7 @@ async def _distrib(ns: argparse.Namespace) -> int:
     from .agi import AGI
 
     plan = await AGI.get_distrib(_env(ns), scheduler=ns.scheduler, workers=_workers(ns.workers),
-                                 events=_bus(ns), **parse_set(ns.set))
+                                 events=_bus(ns), data_in=ns.data_in, data_out=ns.data_out, **parse_set(ns.set))
     loads = plan.loads()
     text = "\n".join(f"{slot}: {len(parts)} partitions, load {loads[slot]:.6g}" for slot, parts in plan.by_slot().items())
     _emit(ns, plan.to_dict(), text)
@@ -111,7 +115,8 @@ async def _run(ns: argparse.Namespace, modes: Any) -> int:
 
     env = _env(ns)
     request = RunRequest(params=parse_set(ns.set), scheduler=ns.scheduler, workers=_workers(ns.workers), mode=modes,
-                         rapids_enabled=getattr(ns, "rapids", False), verbose=ns.verbose, reset_target=ns.reset_target)
+                         rapids_enabled=getattr(ns, "rapids", False), verbose=ns.verbose, reset_target=ns.reset_target,
+                         data_in=ns.data_in, data_out=ns.data_out)
     try:
         result = await AGI.run(env, request=request, events=_bus(ns), keep_cluster=True, detach_cluster=ns.keep_cluster)
     finally:
@@ -164,6 +169,32 @@ def _snippet(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _check_app(ns: argparse.Namespace) -> int:
+    from .appcheck import check_app
+    from .apps import AppError, discover_apps
+
+    apps_paths = [Path(p) for p in ns.apps_path or []]
+    folder = Path(ns.app).expanduser()
+    if not (folder / "pyproject.toml").is_file():
+        found = discover_apps(apps_paths)
+        if ns.app not in found:
+            raise AppError(f"unknown app {ns.app!r} (known apps: {', '.join(sorted(found)) or 'none'})")
+        folder = found[ns.app]
+    folder = folder.resolve()
+    problems = check_app(folder, apps_paths)
+    text = "\n".join(map(str, problems)) if problems else f"{folder}: the app fulfils the contract"
+    _emit(ns, {"app": str(folder), "problems": [p.to_dict() for p in problems]}, text)
+    return 1 if problems else 0
+
+
+def _new_app(ns: argparse.Namespace) -> int:
+    from .scaffold import new_app
+
+    path = new_app(ns.name, ns.kind, ns.dir, [Path(p) for p in ns.apps_path or []])
+    _emit(ns, {"app": ns.name, "kind": ns.kind, "path": str(path)}, str(path))
+    return 0
+
+
 def _notebook(ns: argparse.Namespace) -> int:
     from .notebook import export_notebook
     from .settings import AppSettings
@@ -197,6 +228,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--scheduler", help="Dask scheduler host[:port]")
         p.add_argument("--workers", help='worker map as JSON, e.g. {"127.0.0.1": 2}')
         p.add_argument("--set", action="append", metavar="K=V", help="override an app argument for this call")
+        p.add_argument("--data-in", metavar="DIR", help="input folder (relative: in the cluster share); default <app>/data_in")
+        p.add_argument("--data-out", metavar="DIR", help="output folder (relative: in the cluster share); default <app>/data_out")
 
     p = sub.add_parser("serve", help="serve the dashboard")
     p.add_argument("--address", default="127.0.0.1")
@@ -251,6 +284,17 @@ def _parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("-o", "--output", help="notebook path (default: the app's log folder)")
     p.set_defaults(handler=_notebook)
+
+    p = sub.add_parser("new-app", help="write a new app that passes check-app and runs in every local mode")
+    p.add_argument("name", help="the app's name: a lower-case Python identifier, also its package name")
+    p.add_argument("--kind", choices=["minimal", "data", "numeric"], default="minimal", help="what the app starts as")
+    p.add_argument("--dir", help="folder to create the app in (default: the current folder)")
+    common(p, app=False)
+    p.set_defaults(handler=_new_app)
+
+    p = sub.add_parser("check-app", help="check an app against the contract without running it")
+    common(p)
+    p.set_defaults(handler=_check_app)
 
     from .service.cli import add_commands as add_service_commands
 

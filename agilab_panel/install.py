@@ -3,7 +3,7 @@
 A local install lives in ``env.wenv_path(host)`` (one folder for all local hosts)::
 
     .venv/              made by uv from the engine's own interpreter (uv never downloads one)
-    cython/             compiled kernels; the runtime puts this folder on sys.path in cython mode
+    cython/             on sys.path in cython mode; kernels in agilab_kernels/<app package>/<name>.so
     constraints.txt     the engine's versions of the runtime packages and of their dependencies
     install_state.json  per-step fingerprints of the last install; ``ok`` once every step passed
 
@@ -46,6 +46,7 @@ from .hosts import is_local_host, validate_workers
 from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
 from .results import HostInstall, InstallResult, StepResult
 from .runtime.lifecycle import die_with_parent, kill_group
+from .runtime.base import KERNELS_PACKAGE, kernel_module
 
 __all__ = [
     "NotInstalledError",
@@ -59,6 +60,7 @@ __all__ = [
     "check_install",
     "install_fingerprint",
     "runtime_requirements",
+    "pin_conflicts",
 ]
 
 RUNTIME_PACKAGES = ("dask", "distributed", "pandas", "numpy", "pyarrow", "param", "tomlkit", "filelock",
@@ -162,6 +164,7 @@ class _Plan:
     constraints: tuple[str, ...]
     app_target: str
     pyx: tuple[Path, ...]
+    package: str  # the app's top-level package: its kernels live in agilab_kernels/<package>/
     steps: dict[str, str]
     fingerprint: str
 
@@ -170,8 +173,18 @@ class _Plan:
         return self.wenv / "cython"
 
     @property
+    def kernel_dir(self) -> Path:
+        return self.cython_dir / KERNELS_PACKAGE / self.package
+
+    @property
     def modules(self) -> list[str]:
+        """Kernel names, as the worker asks for them (``self.compiled(name)``): the ``.pyx`` stems."""
         return [p.stem for p in self.pyx]
+
+    @property
+    def imports(self) -> list[str]:
+        """The kernels' full import names."""
+        return [kernel_module(self.package, m) for m in self.modules]
 
 
 def _plan(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> _Plan:
@@ -184,6 +197,7 @@ def _plan(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> _Plan:
     if bits & RAPIDS_MODE and _has_extra(pyproject, "rapids"):
         app_target += "[rapids]"
     pyx = tuple(spec.path / rel for rel in spec.cython) if bits & CYTHON_MODE else ()
+    package = spec.worker_module.split(".")[0]
 
     steps = {"venv": _digest(sys.version, sys.executable)}
     steps["runtime"] = _digest(steps["venv"], *requirements, "|", *constraints, str(project_root()),
@@ -192,20 +206,27 @@ def _plan(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> _Plan:
     if pyx:
         cython_pin = [r for r in requirements if r.lower().startswith("cython")]
         sources = [part for p in pyx for src in (p, *_pxd_files(p)) for part in (src.name, _read(src))]
-        steps["cython"] = _digest(steps["venv"], *cython_pin, *sources)
+        steps["cython"] = _digest(steps["venv"], *cython_pin, KERNELS_PACKAGE, package, *sources)
     if bits & RAPIDS_MODE:
         steps["rapids"] = _digest(steps["app"], "rapids")
     steps["check"] = _digest(*steps.values(), spec.worker_module)
     return _Plan(host, wenv, _venv_python(wenv), tuple(requirements), tuple(constraints), app_target, pyx,
-                 steps, _digest(str(bits), *steps.values()))
+                 package, steps, _digest(str(bits), *steps.values()))
+
+
+def _extra(pyproject: bytes, extra: str | None) -> list[str] | None:
+    """The requirements of ``[project.optional-dependencies] extra`` (None when the app has no such extra),
+    or of ``[project] dependencies`` when ``extra`` is None; read from the file as it is now."""
+    try:
+        project = tomllib.loads(pyproject.decode()).get("project", {})
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    found = project.get("dependencies", []) if extra is None else project.get("optional-dependencies", {}).get(extra)
+    return list(found) if isinstance(found, list) else None
 
 
 def _has_extra(pyproject: bytes, extra: str) -> bool:
-    try:
-        data = tomllib.loads(pyproject.decode())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
-    return extra in data.get("project", {}).get("optional-dependencies", {})
+    return _extra(pyproject, extra) is not None
 
 
 def _pxd_files(pyx: Path) -> list[Path]:
@@ -244,9 +265,9 @@ def _lost(plan: _Plan) -> dict[str, str]:
     lost: dict[str, str] = {}
     if not plan.python.is_file():
         lost["venv"] = f"the worker Python {plan.python} is missing"
-    missing = [m for m in plan.modules if not _compiled_files(plan.cython_dir, m)]
+    missing = [m for m in plan.modules if not _compiled_files(plan.kernel_dir, m)]
     if missing:
-        lost["cython"] = f"compiled kernel(s) {', '.join(missing)} missing from {plan.cython_dir}"
+        lost["cython"] = f"compiled kernel(s) {', '.join(missing)} missing from {plan.kernel_dir}"
     return lost
 
 
@@ -294,7 +315,7 @@ def worker_python(env: AgiEnv, host: str = "localhost") -> Path:
 
 
 def cython_path(env: AgiEnv, host: str = "localhost") -> Path:
-    """Folder holding the host's compiled kernels (top-level modules named after their ``.pyx``)."""
+    """The folder a worker puts on ``sys.path`` in cython mode: it holds ``agilab_kernels/<app package>/``."""
     return env.wenv_path(host) / "cython"
 
 
@@ -325,8 +346,50 @@ async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: 
             await proc.wait()
 
 
+_PINNED_WHY = "the engine's version: pickled results and Dask messages cross between the engine and its workers"
+# uv's resolver: "Because app==0.1 depends on pandas<3 and pandas==3.1.1, we can conclude that ..."
+_CONFLICT = re.compile(r"Because (?P<who>\S+) depends on (?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?(?P<spec>[^,]*?)"
+                       r" and (?:you require )?(?P<pinned>[A-Za-z0-9._-]+)==(?P<version>[^\s,]+)")
+
+
+def pin_conflicts(app: str, requirements: Iterable[str], constraints: Iterable[str]) -> list[str]:
+    """The app's direct requirements that the engine's pins rule out, each naming the package and both
+    constraints; checked before uv runs, whose own message is one line at the end of a long log."""
+    pins = {canonicalize_name(c.partition("==")[0]): c.partition("==")[2] for c in constraints if "==" in c}
+    conflicts = []
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except ValueError:
+            continue  # uv reports a malformed requirement itself
+        version = pins.get(canonicalize_name(req.name))
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if version and req.specifier and not req.specifier.contains(version, prereleases=True):
+            conflicts.append(f"app {app!r} requires {req.name}{req.specifier}, but the worker environment pins "
+                             f"{req.name}=={version} ({_PINNED_WHY})")
+    return conflicts
+
+
+def _resolver_conflict(tail: Sequence[str]) -> str | None:
+    """uv's "no solution" explained in one line: which package, what wants it, and the engine's pin."""
+    if not any("No solution found" in line for line in tail):
+        return None
+    for line in tail:
+        match = _CONFLICT.search(line)
+        if match and canonicalize_name(match["name"]) == canonicalize_name(match["pinned"]):
+            name, spec = match["name"], match["spec"].strip()
+            return (f"{match['who']} requires {name}{spec}, but the worker environment pins {name}=={match['version']} "
+                    f"({_PINNED_WHY})")
+    because = next((line.strip() for line in tail if "Because" in line), None)
+    return because.removeprefix("cause:").strip() if because else None
+
+
 def _summary(tail: Sequence[str]) -> str:
-    """The most telling output line: a compiler's ``file:line:col:`` message, else the last line."""
+    """The most telling output line: a dependency conflict, a compiler's ``file:line:col:`` message, else the last line."""
+    conflict = _resolver_conflict(tail)
+    if conflict:
+        return conflict
     located = [line.strip() for line in tail if _LOCATED.search(line) and "warning" not in line.lower()]
     errors = [line for line in located if "error" in line.lower()]
     return (errors or located or [next((line.strip() for line in reversed(tail) if line.strip()), "no output")])[0]
@@ -381,22 +444,28 @@ class _Host:
         return ", ".join(self.plan.requirements)
 
     async def app(self) -> str:
+        pyproject = _read(self.env.spec.path / "pyproject.toml")
+        extras = [None, "rapids"] if self.plan.app_target.endswith("[rapids]") else [None]
+        wanted = [req for extra in extras for req in _extra(pyproject, extra) or []]
+        conflicts = pin_conflicts(self.env.app, wanted, self.plan.constraints)
+        if conflicts:
+            raise _StepFailed("; ".join(conflicts))
         constraints = str(self.write_constraints())
         await self.run("app", [self.uv(), "pip", "install", "--python", str(self.plan.python), "-c", constraints,
                                "-e", self.plan.app_target], f"installing app {self.env.app!r} failed")
         return self.plan.app_target
 
     async def cython(self) -> str:
-        out = self.plan.cython_dir
-        out.mkdir(exist_ok=True)
+        out = self.plan.kernel_dir
+        out.mkdir(parents=True, exist_ok=True)
         missing = [str(p) for p in self.plan.pyx if not p.is_file()]
         if missing:
             raise _StepFailed(f"declared Cython source(s) not found: {', '.join(missing)}")
         if len(set(self.plan.modules)) != len(self.plan.modules):
             raise _StepFailed(f"two .pyx files share a module name: {self.plan.modules}")
         for module in self.plan.modules:  # a failed build must not leave a stale kernel that looks valid
-            for old in _compiled_files(out, module):
-                old.unlink()
+            for old in (*_compiled_files(out, module), *_compiled_files(self.plan.cython_dir, module)):
+                old.unlink()  # (the second: a top-level build of an earlier layout, which could shadow a module)
         with tempfile.TemporaryDirectory(dir=self.plan.wenv, prefix=".cython-build-") as tmp:
             build = Path(tmp)
             for pyx in self.plan.pyx:
@@ -410,7 +479,7 @@ class _Host:
                 if not built:
                     raise _StepFailed(f"the build of {module} produced no extension module")
                 os.replace(built[0], out / built[0].name)
-        return f"compiled {', '.join(self.plan.modules)} into {out}"
+        return f"compiled {', '.join(self.plan.imports)} into {self.plan.cython_dir}"
 
     async def rapids(self) -> str:
         await self.run("rapids", [str(self.plan.python), "-c", "import cudf; print('cudf', cudf.__version__)"],
@@ -421,7 +490,7 @@ class _Host:
     async def check(self) -> str:
         worker = self.env.spec.worker_module
         await self.run("check", [str(self.plan.python), "-c", _CHECK_SCRIPT, str(self.plan.cython_dir), worker,
-                                 *self.plan.modules],
+                                 *self.plan.imports],
                        f"the worker environment on host {self.plan.host} cannot import {worker} "
                        "and agilab_panel.runtime")
         return f"imports {worker}"

@@ -53,8 +53,8 @@ def _fake_install(env: AgiEnv, modes: int) -> None:
     plan.python.parent.mkdir(parents=True)
     plan.python.touch()
     for module in plan.modules:
-        plan.cython_dir.mkdir(exist_ok=True)
-        (plan.cython_dir / f"{module}{EXTENSION_SUFFIXES[0]}").touch()
+        plan.kernel_dir.mkdir(parents=True, exist_ok=True)
+        (plan.kernel_dir / f"{module}{EXTENSION_SUFFIXES[0]}").touch()
     _write_state(plan.wenv / STATE_FILE, {"schema": "agilab.install_state.v1", "ok": True, "modes_enabled": modes,
                                           "fingerprint": plan.fingerprint, "steps": plan.steps})
 
@@ -121,7 +121,7 @@ def test_check_install_reasons(env: AgiEnv) -> None:
 def test_check_install_cython_files(env: AgiEnv) -> None:
     _fake_install(env, 3)
     assert check_install(env, 3) is None
-    for compiled in cython_path(env).iterdir():
+    for compiled in (cython_path(env) / "agilab_kernels" / "minimal_app").iterdir():
         compiled.unlink()
     assert "minimal_kernel missing" in check_install(env, 3)
     assert check_install(env, 1) is None  # a run without cython does not need the kernel
@@ -144,6 +144,23 @@ def test_worker_python(env: AgiEnv) -> None:
     _fake_install(env, 1)
     assert worker_python(env, "127.0.0.1") == env.wenv_path() / ".venv" / "bin" / "python"
     assert cython_path(env) == env.wenv_path() / "cython"
+
+
+def test_kernels_are_built_into_a_package_of_their_app(env: AgiEnv) -> None:
+    """Not top-level modules: a kernel named like a module elsewhere (json, another app's kernel) shadows nothing."""
+    plan = _plan(env, 3)
+    assert plan.kernel_dir == cython_path(env) / "agilab_kernels" / "minimal_app"
+    assert plan.imports == ["agilab_kernels.minimal_app.minimal_kernel"]
+
+
+def test_a_requirement_the_engine_pins_otherwise_is_named_with_both_constraints() -> None:
+    from agilab_panel.install import pin_conflicts
+
+    _, constraints = runtime_requirements(0)
+    pinned = next(c for c in constraints if c.startswith("pandas=="))
+    found = pin_conflicts("app", ["pandas<2", "numpy>=1", "pandas>=1; python_version < '3'", "x @ file:///x"], constraints)
+    assert found == [f"app 'app' requires pandas<2, but the worker environment pins {pinned} "
+                     "(the engine's version: pickled results and Dask messages cross between the engine and its workers)"]
 
 
 async def test_stream_is_live(tmp_path: Path) -> None:

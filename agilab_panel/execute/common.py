@@ -34,6 +34,7 @@ def make_job(env: AgiEnv, plan: WorkPlan, mode: int, data_in: Path, data_out: Pa
         pool_backend=env.spec.pool_backend,
         pool_size=max(1, sum(plan.workers.values())),
         cython_path=str(cython_path) if cython_path else None,
+        extra={"summary": env.spec.summary} if env.spec.summary else {},
     )
 
 

@@ -2,6 +2,6 @@
 
 Imports stay light (no Panel, no engine settings) so a worker starts fast.
 """
-from .base import BaseManager, BaseWorker, CapabilityError, Partition
+from .base import Args, BaseManager, BaseWorker, CapabilityError, Partition, kernel_module
 
-__all__ = ["BaseManager", "BaseWorker", "CapabilityError", "Partition"]
+__all__ = ["Args", "BaseManager", "BaseWorker", "CapabilityError", "Partition", "kernel_module"]

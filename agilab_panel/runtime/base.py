@@ -2,12 +2,24 @@
 from __future__ import annotations
 
 import importlib
+import json
 import socket
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Partition", "BaseManager", "BaseWorker", "CapabilityError"]
+__all__ = ["Partition", "BaseManager", "BaseWorker", "CapabilityError", "Args", "KERNELS_PACKAGE", "kernel_module"]
+
+# Compiled kernels are built into a package of their own per app (``agilab_kernels.<app package>``), never
+# as top-level modules: a kernel called ``utils`` or ``random`` cannot shadow anything, and two apps'
+# ``kernel.pyx`` stay two modules even in one worker process. Both levels are namespace packages.
+KERNELS_PACKAGE = "agilab_kernels"
+
+
+def kernel_module(app_package: str, name: str) -> str:
+    """The import name of the kernel built from ``<name>.pyx`` of the app whose package is ``app_package``."""
+    return f"{KERNELS_PACKAGE}.{app_package}.{name}"
 
 
 class CapabilityError(RuntimeError):
@@ -24,6 +36,42 @@ class Partition:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "weight": self.weight, "payload": self.payload}
+
+
+class Args(Mapping[str, Any]):
+    """The run's arguments in a worker: read-only plain values, by attribute like the manager's param object
+    (``self.args.size``) or by key (``self.args["size"]``)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_values":
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"the app has no argument {name!r} (arguments: {', '.join(self._values)})") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a worker's args are read-only: the plan fixed them for every partition")
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return Args, (self._values,)
+
+    def __repr__(self) -> str:
+        return f"Args({self._values!r})"
 
 
 class BaseManager:
@@ -53,8 +101,11 @@ class BaseWorker:
     dataframe (or None); the runtime writes it atomically under ``data_out``.
     """
 
-    def __init__(self, args: dict[str, Any], *, worker_id: str, mode: int, data_in: str | Path, data_out: str | Path) -> None:
-        self.args = dict(args)
+    summary_name: str | None = None  # ``[tool.agilab] summary``, set by the runtime (see write_summary)
+
+    def __init__(self, args: Mapping[str, Any], *, worker_id: str, mode: int, data_in: str | Path,
+                 data_out: str | Path) -> None:
+        self.args = Args(args)
         self.worker_id = worker_id
         self.mode = mode
         self.data_in = Path(data_in)
@@ -87,15 +138,31 @@ class BaseWorker:
         """Release what ``work_init`` took."""
 
     # -- helpers for apps ---------------------------------------------------------------------------
-    def compiled(self, module: str) -> Any:
-        """Import the app's compiled (Cython) module, or say which host lacks it and how to fix it."""
+    def compiled(self, name: str) -> Any:
+        """Import the app's kernel built from ``<name>.pyx``, or say which host lacks it and how to fix it."""
+        module = kernel_module(type(self).__module__.split(".")[0], name)
         try:
             return importlib.import_module(module)
         except ImportError as exc:
             raise CapabilityError(
-                f"cython mode needs the compiled module {module!r} on host {socket.gethostname()} "
+                f"cython mode needs the compiled kernel {name!r} ({module}) on host {socket.gethostname()} "
                 f"(worker {self.worker_id}): run INSTALL with cython enabled ({exc})"
             ) from exc
+
+    def write_summary(self, metrics: Mapping[str, Any]) -> Path:
+        """Write the run's metrics as JSON to the file ``[tool.agilab] summary`` names, under ``data_out``.
+
+        The dashboard shows them beside the values the args form previews (``preview_metrics``).
+        """
+        from ..fsutil import atomic_write_text
+
+        if not self.summary_name:
+            raise ValueError("write_summary needs [tool.agilab] summary = \"<name>.json\" in the app's pyproject.toml")
+        if Path(self.summary_name).name != self.summary_name:
+            raise ValueError(f"[tool.agilab] summary must be a file name inside data_out, not {self.summary_name!r}")
+        path = self.data_out / self.summary_name
+        atomic_write_text(path, json.dumps(dict(metrics), indent=2, default=str))
+        return path
 
     def cudf(self) -> Any:
         """Import cuDF, or say which host cannot run the RAPIDS path."""

@@ -67,6 +67,7 @@ def make_worker(job: Job, worker_id: str) -> Any:
     module_name, _, name = job.worker_ref.partition(":")
     cls = getattr(importlib.import_module(module_name), name)
     worker = cls(job.args, worker_id=worker_id, mode=job.mode, data_in=job.data_in, data_out=job.data_out)
+    worker.summary_name = job.extra.get("summary")
     if job.mode & 8:
         worker.cudf()  # no silent fallback: a host without cuDF fails here, naming itself
     return worker

@@ -45,13 +45,17 @@ def load_args_form(path: Path, app: str) -> ModuleType:
     return module
 
 
-def summary_path(state: Any) -> Path:
-    """Where the app wrote the metrics of the last RUN: beside its output, else in the share's data_out."""
+def summary_path(state: Any) -> Path | None:
+    """Where the app wrote the metrics of the last RUN (the file ``[tool.agilab] summary`` names): beside
+    its output, else in the share's data_out; None when the app declares no summary."""
+    name = state.env.spec.summary
+    if not name:
+        return None
     result = state.run_result
     output = getattr(result, "output", None) if result is not None else None
     if output:
-        return Path(output).parent / "summary.json"
-    return state.env.resolve_data_path(None, f"{state.env.app}/data_out") / "summary.json"
+        return Path(output).parent / name
+    return state.env.resolve_data_path(None, f"{state.env.app}/data_out") / name
 
 
 def _fmt(value: Any) -> str:
@@ -269,6 +273,8 @@ class ArgsEditor(pn.viewable.Viewer):
 
     def last_run_metrics(self) -> dict[str, Any] | None:
         path = summary_path(self.state)
+        if path is None:
+            return None
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -13,15 +13,16 @@ import pytest
 
 from agilab_panel.apps import builtin_apps_path
 
-KERNELS = {
-    "mandelbrot_kernel": "mandelbrot/src/mandelbrot/mandelbrot_kernel.pyx",
-    "flight_kernel": "flight_telemetry/src/flight_telemetry/flight_kernel.pyx",
+KERNELS = {  # import name -> source: each app's kernels live in agilab_kernels.<app package>
+    "agilab_kernels.mandelbrot.mandelbrot_kernel": "mandelbrot/src/mandelbrot/mandelbrot_kernel.pyx",
+    "agilab_kernels.flight_telemetry.flight_kernel": "flight_telemetry/src/flight_telemetry/flight_kernel.pyx",
 }
 
 
 @pytest.fixture(scope="session")
 def compiled_kernels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Compile the kernels the way INSTALL does (cythonize -i in a scratch folder) and import them from there."""
+    """Compile the kernels the way INSTALL does (cythonize -i in a scratch folder, then moved into
+    ``agilab_kernels/<app package>/``) and import them from there."""
     build = tmp_path_factory.mktemp("cython")
     for rel in KERNELS.values():
         shutil.copy2(builtin_apps_path() / rel, build)
@@ -30,12 +31,17 @@ def compiled_kernels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         cwd=build, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, f"cythonize failed:\n{proc.stdout}\n{proc.stderr}"
+    for name in KERNELS:
+        _, package, stem = name.split(".")
+        (build / "agilab_kernels" / package).mkdir(parents=True, exist_ok=True)
+        for built in build.glob(f"{stem}.*.so"):
+            built.rename(build / "agilab_kernels" / package / built.name)
     sys.path.insert(0, str(build))
     try:
         yield build
     finally:
         sys.path.remove(str(build))
-        for name in KERNELS:
+        for name in [m for m in sys.modules if m == "agilab_kernels" or m.startswith("agilab_kernels.")]:
             sys.modules.pop(name, None)
 
 

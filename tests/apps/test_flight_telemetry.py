@@ -32,6 +32,7 @@ def setup(tmp_path: Path, **values):
 
 def run(args, manager, mode: int = 0) -> pd.DataFrame:
     worker = Worker(args_to_dict(args), worker_id="127.0.0.1-0", mode=mode, data_in=manager.data_in, data_out=manager.data_out)
+    worker.summary_name = SPEC.summary  # what the runtime sets from [tool.agilab] summary
     worker.work_init()
     manager.prepare()
     return worker.work_done([(p.label, worker.work_pool(p.payload)) for p in manager.partitions()])
@@ -137,7 +138,7 @@ def test_csv_and_parquet_give_the_same_output(tmp_path):
 
 
 def test_cython_kernel_matches_the_numpy_reference(tmp_path, compiled_kernels):
-    import flight_kernel
+    from agilab_kernels.flight_telemetry import flight_kernel
     from flight_telemetry import airports, worker as ref
 
     rng = np.random.default_rng(0)
@@ -156,8 +157,20 @@ def test_cython_kernel_matches_the_numpy_reference(tmp_path, compiled_kernels):
     pd.testing.assert_frame_equal(run(args, manager, mode=2), run(args, manager, mode=0), rtol=1e-9)
 
 
+def test_cython_kernel_takes_the_read_only_arrays_pandas_3_returns(compiled_kernels):
+    from agilab_kernels.flight_telemetry import flight_kernel
+
+    frame = pd.DataFrame({"lat": [48.0, 48.1, 48.2], "lon": [2.0, 2.1, 2.3], "rate": [0.0, 900.0, 900.0]})
+    lat, lon, rate = (frame[c].to_numpy() for c in ("lat", "lon", "rate"))
+    if int(pd.__version__.split(".")[0]) >= 3:
+        assert not lat.flags.writeable  # copy-on-write: the column's own buffer, read-only
+    assert flight_kernel.segments_nm(lat, lon)[1] > 0  # const double[::1] accepts it without a copy
+    assert flight_kernel.count_climbs(rate, 500.0, 2) == 1
+    assert flight_kernel.nearest_airport(lat, lon, lat, lon)[0].tolist() == [0, 1, 2]
+
+
 def test_cython_mode_without_a_build_names_the_host(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "flight_kernel", None)
+    monkeypatch.setitem(sys.modules, "agilab_kernels.flight_telemetry.flight_kernel", None)
     args, manager = setup(tmp_path)
     worker = Worker(args_to_dict(args), worker_id="w", mode=2, data_in=manager.data_in, data_out=manager.data_out)
     with pytest.raises(CapabilityError, match=socket.gethostname()):

@@ -97,7 +97,7 @@ def test_cython_kernel_gives_identical_counts(tmp_path, compiled_kernels):
 
 
 def test_cython_mode_without_a_build_names_the_host(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mandelbrot_kernel", None)
+    monkeypatch.setitem(sys.modules, "agilab_kernels.mandelbrot.mandelbrot_kernel", None)
     _, worker = make(tmp_path, mode=2)
     with pytest.raises(CapabilityError, match=socket.gethostname()):
         worker.work_init()

@@ -114,7 +114,7 @@ def test_compiled_kernel_matches_python(installed: Installed) -> None:
     script = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import minimal_kernel
+from agilab_kernels.minimal_app import minimal_kernel
 from minimal_app.worker import MinimalWorker, sum_squares
 worker = MinimalWorker({}, worker_id="w0", mode=3, data_in=".", data_out=".")
 worker.work_init()
@@ -172,5 +172,36 @@ async def test_broken_kernel_fails_cython_step(installed: Installed) -> None:
     compiler = [e.text for e in events if isinstance(e, LogLine) and e.step == "cython" and e.stream == "stderr"]
     assert any("Error compiling Cython file" in line for line in compiler)
     assert any("Expected ':'" in line for line in compiler)
-    assert not list(cython_path(env).glob("minimal_kernel*"))  # no stale kernel left to look valid
+    assert not list(cython_path(env).rglob("minimal_kernel*"))  # no stale kernel left to look valid
     assert "check" not in [s.name for s in host.steps]
+
+
+async def test_a_dependency_the_engine_pins_otherwise_names_the_package_and_both_constraints(installed: Installed) -> None:
+    import pandas
+
+    app = installed.tmp / "apps" / "old_pandas_app"
+    shutil.copytree(builtin_apps_path() / "minimal_app", app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    pyproject = app / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace("dependencies = []", 'dependencies = ["pandas<3"]'))
+    env = AgiEnv(str(app))
+    result, events = await _install(env, MODES, {"127.0.0.1": 1})
+    host = result.hosts["127.0.0.1"]
+    assert [s.name for s in host.steps if not s.ok] == ["app"]
+    assert f"requires pandas<3, but the worker environment pins pandas=={pandas.__version__}" in host.error
+    assert not [e for e in events if isinstance(e, LogLine) and e.step == "app" and e.text.startswith("$ ")]  # uv not run
+
+    # The same conflict one level down, which only uv's resolver sees: its answer, in one line.
+    helper = installed.tmp / "helper_pkg"
+    (helper / "src" / "helper_pkg").mkdir(parents=True)
+    (helper / "src" / "helper_pkg" / "__init__.py").write_text("")
+    (helper / "pyproject.toml").write_text(
+        '[project]\nname = "helper-pkg"\nversion = "0.1"\ndependencies = ["pandas<3"]\n'
+        '[build-system]\nrequires = ["setuptools>=69"]\nbuild-backend = "setuptools.build_meta"\n')
+    pyproject.write_text(text.replace("dependencies = []", f'dependencies = ["helper-pkg @ {helper.as_uri()}"]'))
+    result, events = await _install(env, MODES, {"127.0.0.1": 1})
+    host = result.hosts["127.0.0.1"]
+    assert [s.name for s in host.steps if not s.ok] == ["app"]
+    assert "helper-pkg" in host.error and "requires pandas<3" in host.error
+    assert f"pins pandas=={pandas.__version__}" in host.error and "\n" not in host.error
+    assert any(e.text.startswith("$ ") for e in events if isinstance(e, LogLine) and e.step == "app")

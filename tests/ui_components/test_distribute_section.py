@@ -3,6 +3,7 @@ distribution tree and the Workplan editor."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -80,6 +81,20 @@ def test_custom_form_and_preview_metrics() -> None:
     assert "Aircraft (files)" not in visible_text(editor)
     editor.save_button.clicks += 1
     assert _args_file(state)["n_aircraft"] == 4
+
+
+def test_last_run_metrics_come_from_the_file_the_app_declares() -> None:
+    state = OrchestrateState("flight_telemetry")
+    rows = state.settings.args.n_aircraft * state.settings.args.rows_per_file
+    _summary(state, {"rows": 1})  # summary.json: not the declared file once the app names another
+    declared = state.env.resolve_data_path(None, "flight_telemetry/data_out") / "metrics.json"
+    declared.write_text(json.dumps({"rows": rows}), encoding="utf-8")
+    state.env.spec = dataclasses.replace(state.env.spec, summary="metrics.json")
+    editor = DistributeSection(state).args
+    assert editor.last_run_metrics() == {"rows": rows}
+    assert f"| rows | {rows:,} | {rows:,} | ✓ |" in editor.metrics_text
+    state.env.spec = dataclasses.replace(state.env.spec, summary=None)  # declares none: nothing to compare
+    assert editor.last_run_metrics() is None
 
 
 def test_broken_custom_form_falls_back(minimal_state: OrchestrateState, tmp_path: Path,

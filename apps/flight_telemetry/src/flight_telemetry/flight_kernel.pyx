@@ -4,6 +4,10 @@
 Same formulas written in the same order, one pass over typed memoryviews without the GIL and no
 temporary arrays. ``nearest_airport`` also skips airports that a latitude bound proves farther than
 the best so far, which changes the work but not the answer.
+
+Inputs are ``const double[::1]``: under pandas 3 (copy-on-write) ``Series.to_numpy()`` returns a
+read-only view, and a plain ``double[::1]`` refuses it ("buffer source array is read-only"). ``const``
+accepts read-only and writable arrays alike, without a copy.
 """
 import numpy as np
 from libc.math cimport asin, cos, fabs, sin, sqrt, M_PI

@@ -1,6 +1,3 @@
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -163,18 +160,6 @@ class _NumpyKernel:
     nearest_airport = staticmethod(nearest_airport_numpy)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class FlightTelemetryWorker(BaseWorker):
     """Aggregates one aircraft file per partition: numpy reference, Cython kernel, or cuDF."""
 
@@ -194,7 +179,7 @@ class FlightTelemetryWorker(BaseWorker):
         return pd.DataFrame([row])
 
     def work_done(self, results: list[tuple[str, Any]]) -> pd.DataFrame | None:
-        """Concatenate the rows in plan order and write the run's metrics to ``data_out/summary.json``.
+        """Concatenate the rows in plan order and write the run's metrics to the ``summary`` file.
 
         ``rows`` is the metric the args form previews (aircraft x rows per file), so the dashboard can
         show the preview and the value measured after RUN side by side.
@@ -209,5 +194,5 @@ class FlightTelemetryWorker(BaseWorker):
             "max_altitude_ft": float(out["max_altitude_ft"].max()),
             "climbs": int(out["climbs"].sum()),
         }
-        _atomic_write_text(self.data_out / "summary.json", json.dumps(summary, indent=2))
+        self.write_summary(summary)  # data_out/<[tool.agilab] summary>
         return out
