@@ -61,3 +61,22 @@ def test_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(agilab_dirs, args, 
     proc = _cli(agilab_dirs, *args)
     assert proc.returncode != 0
     assert text in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_data_in_and_data_out_keep_two_argument_sets_apart(installed):
+    dirs = installed("minimal_app")
+    share = dirs["AGI_CLUSTER_SHARE"]
+    outputs = {}
+    for name, partitions in (("tiny", 2), ("full", 5)):
+        proc = _cli(dirs, "run", "--app", "minimal_app", "--mode", "0", "--set", f"partitions={partitions}",
+                    "--data-in", f"sets/{name}/in", "--data-out", f"sets/{name}/out", "--json")
+        assert proc.returncode == 0, proc.stderr
+        outputs[name] = json.loads(proc.stdout)["output"]
+    assert outputs == {n: str(share / "sets" / n / "out" / "minimal_output.parquet") for n in ("tiny", "full")}
+    import pandas as pd
+
+    assert [len(pd.read_parquet(outputs[n])) for n in ("tiny", "full")] == [2, 5]  # neither overwrote the other
+    plan = _cli(dirs, "distrib", "--app", "minimal_app", "--data-in", "sets/tiny/in", "--data-out", "sets/tiny/out", "--json")
+    assert plan.returncode == 0 and json.loads(plan.stdout)["data_out"] == str(share / "sets" / "tiny" / "out")
+    escape = _cli(dirs, "install", "--app", "minimal_app", "--data-out", "../outside")
+    assert escape.returncode != 0 and "outside the cluster share" in escape.stderr and escape.stderr.count("\n") == 1
