@@ -73,10 +73,13 @@ def _open_temp(target: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
     """A temporary path beside the file ``path`` names; renamed over it when the block succeeds, removed otherwise.
 
     Readers never see a half-written file, and a failed write leaves the previous file as it was.
+    ``durable=False`` skips the fsync, for files rewritten many times a second whose readers check
+    what they read anyway (heartbeats, service queue records): a power cut may then lose the last
+    write, never expose half of one to a running reader.
     """
     target = _real_target(Path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -88,18 +91,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _open_temp(target)
     try:
         yield tmp
-        with open(tmp, "rb+") as handle:
-            if mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
+        if durable or mode is not None:
+            with open(tmp, "rb+") as handle:
+                if mode is not None and hasattr(os, "fchmod"):
+                    os.fchmod(handle.fileno(), mode)
+                if durable:
+                    os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = True) -> None:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

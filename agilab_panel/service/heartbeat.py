@@ -31,7 +31,19 @@ def write_heartbeat(path: Path, *, worker: str, incarnation: int, state: str, ta
               "timestamp": time.time(), "state": state, "task": task, "address": address, "tasks_done": tasks_done}
     if exit is not None:
         record.update(exit=exit, error=error[:2000])
-    atomic_write_text(path, json.dumps(record))
+    atomic_write_text(path, json.dumps(record), durable=False)  # rewritten every poll interval
+
+
+def _read(path: str) -> bytes:
+    """A small file's bytes with plain system calls (half the cost of ``open`` over a thousand files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while len(chunks[-1]) == 1 << 16:
+            chunks.append(os.read(fd, 1 << 16))
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def read_heartbeats(folder: Path) -> dict[str, dict[str, Any]]:
@@ -45,8 +57,7 @@ def read_heartbeats(folder: Path) -> dict[str, dict[str, Any]]:
         if not entry.name.endswith(".json") or entry.name.startswith("."):
             continue
         try:
-            with open(entry.path, "rb") as handle:
-                record = json.loads(handle.read())
+            record = json.loads(_read(entry.path))
             worker, stamp = str(record["worker"]), float(record["timestamp"])
         except (OSError, ValueError, KeyError, TypeError):
             continue

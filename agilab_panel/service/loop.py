@@ -145,9 +145,10 @@ class ServiceLoop:
         wake = Wakeup([self.paths.pending, self.paths.control])
         exit, error = "finished", ""
         beats.start()
+        listing: list[str] = []
         try:
             while not self.superseded():
-                path = claim(self.paths, self.worker)
+                path = claim(self.paths, self.worker, listing)
                 if path is None:
                     wake.wait(self.poll_interval)
                     continue
@@ -231,7 +232,8 @@ class ServiceLoop:
         info = reduce_results(job, *load_results(self.paths, submission["tasks"]))
         if info.get("output"):
             atomic_write_text(self.paths.last_output, json.dumps(
-                {"output": info["output"], "mode": job.mode, "time": time.time(), "submission": submission["id"]}))
+                {"output": info["output"], "mode": job.mode, "time": time.time(), "submission": submission["id"]}),
+                durable=False)
         return info
 
 

@@ -198,15 +198,24 @@ def enqueue(paths: ServicePaths, tasks: Sequence[Mapping[str, Any]]) -> list[Pat
     return written
 
 
-def claim(paths: ServicePaths, slot: str) -> Path | None:
-    """Take the oldest pending task for ``slot``; two loops racing for one task: one rename wins."""
-    for name in sorted(task_files(paths.pending)):
-        target = paths.running / f"{name.removesuffix('.json')}@{safe_name(slot)}.json"
-        try:
-            os.rename(paths.pending / name, target)
-        except FileNotFoundError:
-            continue
-        return target
+def claim(paths: ServicePaths, slot: str, seen: list[str] | None = None) -> Path | None:
+    """Take the oldest pending task for ``slot``; two loops racing for one task: one rename wins.
+
+    ``seen`` (the caller's, kept between calls) holds the rest of the last listing, newest first, so
+    a loop draining a backlog lists the folder once per backlog, not once per task.
+    """
+    names = seen if seen is not None else []
+    for fresh in ((False, True) if names else (True,)):  # the rest of the last listing, then a new one
+        if fresh:
+            names[:] = sorted(task_files(paths.pending), reverse=True)
+        while names:
+            name = names.pop()
+            target = paths.running / f"{name.removesuffix('.json')}@{safe_name(slot)}.json"
+            try:
+                os.rename(paths.pending / name, target)
+            except FileNotFoundError:
+                continue
+            return target
     return None
 
 
@@ -215,7 +224,7 @@ def publish(paths: ServicePaths, running: Path, folder: str, record: Mapping[str
     if folder not in ("done", "failed"):
         raise ValueError(f"a task ends in done or failed, not {folder!r}")
     target = paths.folder(folder) / f"{record['id']}.json"
-    atomic_write_text(target, json.dumps(record, default=str))
+    atomic_write_text(target, json.dumps(record, default=str), durable=False)  # hot path; read back checked
     running.unlink(missing_ok=True)
     return target
 
@@ -296,9 +305,9 @@ def cleanup(paths: ServicePaths, policy: Mapping[str, Retention], now: float | N
 
 
 # -- submissions ---------------------------------------------------------------------------------------
-def write_submission(paths: ServicePaths, record: Mapping[str, Any]) -> Path:
+def write_submission(paths: ServicePaths, record: Mapping[str, Any], *, durable: bool = True) -> Path:
     path = paths.submissions / f"{record['id']}.json"
-    atomic_write_text(path, json.dumps(record, default=str))
+    atomic_write_text(path, json.dumps(record, default=str), durable=durable)
     return path
 
 
@@ -312,7 +321,7 @@ def read_submission(paths: ServicePaths, submission: str) -> dict[str, Any] | No
 
 def save_results(paths: ServicePaths, task: str, results: list[tuple[str, Any, float]]) -> Path:
     path = paths.results / submission_of(task) / f"{task}.pkl"
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=False) as tmp:  # read back once by the reduce, then deleted
         tmp.write_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
     return path
 
@@ -360,6 +369,6 @@ def finish_submission(paths: ServicePaths, submission: str,
         except Exception as exc:  # the output cannot be written: the submission failed, saying why
             record.update(status="failed", errors={"reduce": f"{type(exc).__name__}: {exc}"})
     record["finished"] = time.time()
-    write_submission(paths, record)
+    write_submission(paths, record, durable=False)  # the outcome; the output file itself is written durably
     shutil.rmtree(paths.results / submission, ignore_errors=True)
     return record
