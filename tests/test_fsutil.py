@@ -89,3 +89,15 @@ def test_a_live_writer_keeps_its_temp_and_finishes(tmp_path: Path, stalled_write
         proc.communicate("go\n", timeout=60)
     assert proc.returncode == 0
     assert target.read_text() == "from the writer\n" and temps(tmp_path) == []
+
+
+def test_a_write_without_fsync_keeps_the_mode_and_is_whole_or_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "heartbeat.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    atomic_write_text(target, '{"state": "running"}', durable=False)
+    assert (target.read_text(), mode_of(target)) == ('{"state": "running"}', 0o640)
+    with pytest.raises(RuntimeError), atomic_path(target, durable=False) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("writer failed")
+    assert target.read_text() == '{"state": "running"}' and temps(tmp_path) == []
