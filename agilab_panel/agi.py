@@ -152,6 +152,13 @@ class AGI:
         return True
 
     @staticmethod
+    async def cool(app_env: AgiEnv) -> None:
+        """Stop the local runner this process keeps warm for the app (started by :meth:`warm` or a run)."""
+        from .execute.zygote import close_zygotes
+
+        await close_zygotes(within=app_env.wenv_path())
+
+    @staticmethod
     async def shutdown(keep_persistent: bool = False) -> None:
         """Stop the clusters and local runners this process keeps warm."""
         from .execute.zygote import close_zygotes

@@ -208,8 +208,34 @@ def _notebook(ns: argparse.Namespace) -> int:
 def _serve(ns: argparse.Namespace) -> int:
     from .ui.serve import serve
 
+    oauth: dict[str, Any] = {}
+    if ns.oauth_key:
+        oauth["oauth_key"] = ns.oauth_key
+    if ns.oauth_redirect_uri:
+        oauth["oauth_redirect_uri"] = ns.oauth_redirect_uri
+    if ns.oauth_extra_params:
+        try:
+            oauth["oauth_extra_params"] = json.loads(ns.oauth_extra_params)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--oauth-extra-params must be a JSON object: {exc.msg}") from exc
     serve(address=ns.address, port=ns.port, apps_path=ns.apps_path, show=ns.show,
-          allow_websocket_origin=ns.allow_websocket_origin)
+          allow_websocket_origin=ns.allow_websocket_origin, allow_hosts=ns.allow_host,
+          password_file=ns.password_file, oauth_provider=ns.oauth_provider, **oauth)
+    return 0
+
+
+def _hash_password(ns: argparse.Namespace) -> int:
+    import getpass
+
+    from .passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    print(hash_password(password))
     return 0
 
 
@@ -237,7 +263,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--apps-path", action="append")
     p.add_argument("--show", action="store_true", help="open a browser")
     p.add_argument("--allow-websocket-origin", action="append", help="extra allowed websocket origin host[:port]")
+    p.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="extra host name the page answers for (a DNS name or proxy it is reached by)")
+    p.add_argument("--password-file", metavar="FILE",
+                   help="login with the password (or its hash) on the first line of FILE; "
+                        "default: $AGILAB_PANEL_PASSWORD when set")
+    p.add_argument("--oauth-provider", metavar="NAME", help="login with Panel's OAuth provider NAME "
+                   "(secrets from PANEL_OAUTH_SECRET, PANEL_OAUTH_ENCRYPTION, PANEL_COOKIE_SECRET)")
+    p.add_argument("--oauth-key", help="OAuth client id")
+    p.add_argument("--oauth-redirect-uri", help="OAuth redirect URI")
+    p.add_argument("--oauth-extra-params", metavar="JSON", help="extra OAuth parameters as a JSON object")
     p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("hash-password", help="print the hash of a password read from stdin (for --password-file)")
+    p.set_defaults(handler=_hash_password)
 
     p = sub.add_parser("apps", help="list the apps")
     common(p, app=False)

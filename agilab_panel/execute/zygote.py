@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import weakref
 from pathlib import Path
 
 from ..runtime.lifecycle import kill_group
@@ -149,34 +150,47 @@ def rotate_log(path: Path, limit: int = LOG_LIMIT) -> None:
 
 
 _zygotes: dict[tuple, Zygote] = {}
+# Starts and stops take turns (per event loop): two callers asking at once get one runner, not two.
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _locks.get(loop)
+    if lock is None:
+        lock = _locks[loop] = asyncio.Lock()
+    return lock
 
 
 async def zygote_for(python: Path, worker_module: str, paths: list[str], log: Path,
                      watch: list[Path] | None = None) -> Zygote:
     """The warm runner for this environment and app, started or restarted as needed."""
-    for old_key, old in list(_zygotes.items()):
-        if old.loop.is_closed():
-            _zygotes.pop(old_key).kill()
-    key = (str(python), worker_module, tuple(paths))
-    zygote = _zygotes.get(key)
-    if zygote is not None and zygote.usable():
-        return zygote
-    if zygote is not None:
-        await zygote.close()
-    zygote = Zygote(python, [worker_module], paths, log, watch)
-    try:
-        await zygote.start()
-    except BaseException:
-        await zygote.close()
-        raise
-    _zygotes[key] = zygote
-    return zygote
-
-
-async def close_zygotes() -> None:
-    for key in list(_zygotes):
-        zygote = _zygotes.pop(key)
-        if zygote.loop is asyncio.get_running_loop():
+    async with _lock():
+        for old_key, old in list(_zygotes.items()):
+            if old.loop.is_closed():
+                _zygotes.pop(old_key).kill()
+        key = (str(python), worker_module, tuple(paths))
+        zygote = _zygotes.get(key)
+        if zygote is not None and zygote.usable():
+            return zygote
+        if zygote is not None:
             await zygote.close()
-        else:
-            zygote.kill()
+        zygote = Zygote(python, [worker_module], paths, log, watch)
+        try:
+            await zygote.start()
+        except BaseException:
+            await zygote.close()
+            raise
+        _zygotes[key] = zygote
+        return zygote
+
+
+async def close_zygotes(within: Path | None = None) -> None:
+    """Stop the warm runners of this process (only those whose Python lives in the folder ``within``)."""
+    async with _lock():
+        for key in [k for k in _zygotes if within is None or Path(k[0]).is_relative_to(within)]:
+            zygote = _zygotes.pop(key)
+            if zygote.loop is asyncio.get_running_loop():
+                await zygote.close()
+            else:
+                zygote.kill()

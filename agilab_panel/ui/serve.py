@@ -2,27 +2,41 @@
 
 Each browser session gets its own :class:`~agilab_panel.ui.state.OrchestrateState` (its own event bus,
 results and running action); settings files are shared on disk, merged leaf by leaf. The server binds
-127.0.0.1 and accepts websocket connections only from the address it serves unless told otherwise.
+127.0.0.1 by default. It answers only for the host names it is served as (a request naming another
+host, as a DNS-rebinding page would, gets 403, websocket included) and accepts websocket connections
+only from those names unless told otherwise. Beyond loopback it refuses to start without a login:
+a password (kept hashed, read from a file or the environment) or OAuth.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import socket
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import panel as pn
+from tornado.httputil import HTTPServerRequest
+from tornado.routing import Matcher, Rule
+from tornado.web import Application, ErrorHandler
 
-__all__ = ["serve", "page_factory", "websocket_origins", "free_port"]
+from ..hosts import is_loopback, is_wildcard, own_addresses
+from ..passwords import PASSWORD_ENV, hash_password, is_password_hash, load_password_hash
+from .runners import RUNNERS
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+__all__ = ["serve", "page_factory", "session_page", "websocket_origins", "served_hosts", "guard_hosts", "free_port"]
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+AUTH_HINT = (f"set {PASSWORD_ENV} or pass --password-file FILE (basic auth), or --oauth-provider NAME; "
+             "see README, Serving beyond this machine")
 
 
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port free on ``address`` right now."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
+        sock.bind((address.strip("[]"), 0))
         return sock.getsockname()[1]
 
 
@@ -34,15 +48,67 @@ def _apps_path(apps_path: str | os.PathLike | Sequence[str | os.PathLike] | None
     return [os.fspath(p) for p in apps_path]
 
 
-def websocket_origins(address: str, port: int, extra: str | Sequence[str] | None = None) -> list[str]:
-    """The served ``address:port`` (both loopback names on loopback), plus any ``extra`` origins."""
-    host = f"[{address}]" if ":" in address and not address.startswith("[") else address
-    origins = [f"{host}:{port}"]
-    if address in _LOOPBACK:
-        origins = [f"localhost:{port}", f"127.0.0.1:{port}"]
-    if extra:
-        origins += [extra] if isinstance(extra, str) else list(extra)
-    return origins
+def _names(extra: str | Iterable[str] | None) -> list[str]:
+    return [extra] if isinstance(extra, str) else list(extra or [])
+
+
+def _bare(host: str) -> str:
+    return host.strip("[]").lower()
+
+
+def served_hosts(address: str, extra: str | Iterable[str] | None = None) -> list[str]:
+    """Host names the page answers for: the served address (with ``localhost`` on loopback; this
+    machine's names and addresses on every interface), plus the ``extra`` names."""
+    if _bare(address) == "localhost":
+        names = list(_LOOPBACK_NAMES)
+    elif is_loopback(address):
+        names = ["localhost", address]
+    elif is_wildcard(address):
+        names = sorted(own_addresses() | set(_LOOPBACK_NAMES))
+    else:
+        names = [address]
+    names += _names(extra)
+    return list(dict.fromkeys(_bare(n) for n in names))
+
+
+def websocket_origins(address: str, port: int, extra: str | Sequence[str] | None = None,
+                      hosts: str | Iterable[str] | None = None) -> list[str]:
+    """The served ``address:port`` (every served host name), the extra ``hosts`` on any port, plus
+    any ``extra`` origins. Bokeh's origin check cannot parse IPv6 literals: those pages are reached
+    by name (``localhost``, a DNS name) for their websocket."""
+    served = [n for n in served_hosts(address) if ":" not in n]
+    origins = [f"{n}:{port}" for n in served]
+    origins += [n for n in (_bare(h) for h in _names(hosts)) if ":" not in n]
+    origins += _names(extra)
+    return list(dict.fromkeys(origins))
+
+
+class _OtherHost(Matcher):
+    """Matches a request whose Host header names none of the served hosts."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = frozenset(_bare(n) for n in names)
+
+    def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
+        return None if _bare(request.host_name) in self.names else {}
+
+
+def guard_hosts(app: Application, names: Iterable[str]) -> None:
+    """Answer 403 to every request (page, websocket, static files) whose Host is not in ``names``."""
+    app.default_router.rules.insert(0, Rule(_OtherHost(names), ErrorHandler, {"status_code": 403}))
+
+
+def session_page(app: str | None = None, apps_path: list[str] | None = None) -> Any:
+    """The page of one served session, holding its app's warm runner only while open in a browser."""
+    from .page import OrchestratePage
+    from .state import OrchestrateState
+
+    state = OrchestrateState(app=app, apps_path=apps_path, runners=RUNNERS)
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        pn.state.onload(state.open_page)  # fired by the browser once the page is loaded, never by a bare GET
+        pn.state.on_session_destroyed(lambda _context: state.close())
+    return OrchestratePage(state)
 
 
 def page_factory(apps_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> Callable[[], Any]:
@@ -50,14 +116,57 @@ def page_factory(apps_path: str | os.PathLike | Sequence[str | os.PathLike] | No
     paths = _apps_path(apps_path)
 
     def build() -> Any:
-        from .page import OrchestratePage, load_extensions
+        from .page import load_extensions
 
         load_extensions()
         args = pn.state.session_args or {}
         app = args.get("app", [b""])[0].decode() or None
-        return OrchestratePage(app=app, apps_path=paths).template
+        return session_page(app=app, apps_path=paths).template
 
     return build
+
+
+def _auth_options(address: str, password_file: str | os.PathLike | None, basic_auth: str | None,
+                  oauth_provider: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Server options for the login asked for; refuses to expose the page beyond loopback without one."""
+    guests = options.get("oauth_optional") or options.get("oauth_guest_endpoints") or pn.config.oauth_optional
+    if guests and not is_loopback(address):
+        raise ValueError("oauth_optional and oauth_guest_endpoints let visitors in without a login: "
+                         "not beyond loopback")
+    if basic_auth is not None and password_file is not None:
+        raise ValueError("give the password either as basic_auth or as a password file, not both")
+    if (basic_auth is not None or password_file is not None) and oauth_provider:
+        raise ValueError("choose one login: a password or an OAuth provider")
+    if basic_auth is not None:
+        if not isinstance(basic_auth, str) or not basic_auth:
+            raise ValueError("basic_auth must be a non-empty password (or its hash)")
+        password_hash = basic_auth if is_password_hash(basic_auth) else hash_password(basic_auth)
+    else:
+        password_hash = load_password_hash(password_file) if not oauth_provider else None
+    if password_hash is None and not oauth_provider:
+        if not is_loopback(address):
+            where = "every interface" if is_wildcard(address) else address
+            raise ValueError(f"serving on {where} exposes the dashboard beyond this machine: {AUTH_HINT}")
+        return {}
+    if not pn.config.cookie_secret:  # signs the login cookie; a new one per start unless given
+        pn.config.cookie_secret = secrets.token_urlsafe(32)
+    if oauth_provider:
+        return {"oauth_provider": oauth_provider}
+    from .auth import PasswordAuthProvider
+
+    return {"auth_provider": PasswordAuthProvider(password_hash)}
+
+
+def _server(pages: Any, names: list[str], start: bool, **options: Any) -> Any:
+    """Panel's server with the Host guard in front of every route; runs it if ``start``."""
+    from panel.io.server import get_server
+
+    server = get_server(pages, start=False, **options)
+    guard_hosts(server._tornado, names)
+    if start:
+        server.start()
+        server.io_loop.start()
+    return server
 
 
 def serve(
@@ -67,6 +176,10 @@ def serve(
     show: bool = False,
     allow_websocket_origin: str | Sequence[str] | None = None,
     *,
+    allow_hosts: str | Sequence[str] | None = None,
+    password_file: str | os.PathLike | None = None,
+    basic_auth: str | None = None,
+    oauth_provider: str | None = None,
     threaded: bool = False,
     routes: Mapping[str, Callable[[], Any]] | None = None,
     **kwargs: Any,
@@ -74,19 +187,40 @@ def serve(
     """Serve the page at ``http://address:port/`` (blocks unless ``threaded``; returns the server or thread).
 
     ``port=0`` picks a free port. ``routes`` adds more pages (``{"bare": fn}`` is served at ``/bare``).
+    ``allow_hosts`` adds host names the page answers for (a name it is reached by: a proxy, a DNS
+    name). A login is required beyond loopback: ``password_file`` (or ``$AGILAB_PANEL_PASSWORD``, or
+    ``basic_auth=`` from Python) holds the password or its hash; ``oauth_provider`` and Panel's other
+    ``oauth_*`` options pass through to Panel.
     """
     from .page import TITLE, load_extensions
 
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError("address must name the interface to listen on, such as 127.0.0.1 or 0.0.0.0")
+    auth = _auth_options(address, password_file, basic_auth, oauth_provider, kwargs)
     if port == 0:
         port = free_port(address)
     load_extensions()
-    origins = websocket_origins(address, port, allow_websocket_origin)
+    names = served_hosts(address, allow_hosts)
+    origins = websocket_origins(address, port, allow_websocket_origin, allow_hosts)
     pages: dict[str, Any] = {"/": page_factory(apps_path)}
     for slug, fn in (routes or {}).items():
         pages["/" + slug.lstrip("/")] = fn
-    if address not in _LOOPBACK:
-        print(f"agilab-panel: serving on {address}:{port}; websocket origins allowed: {', '.join(origins)}")
-    return pn.serve(
-        pages if len(pages) > 1 else pages["/"], address=address, port=port, show=show, title=TITLE,
-        websocket_origin=origins, threaded=threaded, **kwargs,
-    )
+    if not is_loopback(address):
+        login = "OAuth" if "oauth_provider" in auth else "password"
+        print(f"agilab-panel: serving on {address}:{port} with {login} login; host names: {', '.join(names)}")
+    options = dict(address=address.strip("[]"), port=port, show=show, title=TITLE, websocket_origin=origins,
+                   **auth, **kwargs)
+    target = pages if len(pages) > 1 else pages["/"]
+    if not threaded:
+        return _server(target, names, True, **options)
+    from panel.io.server import StoppableThread
+    from panel.io.state import state
+    from tornado.ioloop import IOLoop
+
+    loop = IOLoop(make_current=False)
+    server_id = options.setdefault("server_id", uuid.uuid4().hex)  # how Panel pairs the thread and its server
+    thread = StoppableThread(target=_server, io_loop=loop, args=(target, names, True),
+                             kwargs={**options, "loop": loop}, owns_loop=True)
+    state._threads[server_id] = thread
+    thread.start()
+    return thread

@@ -21,6 +21,7 @@ from ..events import EventBus
 from ..modes import benchmark_modes
 from ..request import RunRequest
 from ..settings import AppSettings
+from .runners import WarmRunners
 
 __all__ = ["OrchestrateState"]
 
@@ -48,11 +49,16 @@ class OrchestrateState(param.Parameterized):
     error_details = param.String(default="", doc="Traceback of the last failed action (shown on demand).")
     settings_error = param.String(default="", doc="Why the settings file could not be loaded.")
 
-    def __init__(self, app: str | None = None, apps_path: list[str] | None = None, **params: Any) -> None:
+    def __init__(self, app: str | None = None, apps_path: list[str] | None = None, *,
+                 runners: WarmRunners | None = None, **params: Any) -> None:
         super().__init__(apps_path=list(apps_path or []), bus=EventBus(), **params)
         names = sorted(discover_apps([Path(p) for p in self.apps_path]))
         self.param.app.objects = names
         self._task: asyncio.Task | None = None
+        # A served session shares one runner per app with the other sessions, held only while its
+        # page is open in a browser (see open_page); without ``runners`` this process warms directly.
+        self._runners = runners
+        self._open = False
         self.app = app if app in names else ("flight_telemetry" if "flight_telemetry" in names else names[0])
         if self.env is None:
             self._load_app()
@@ -81,11 +87,27 @@ class OrchestrateState(param.Parameterized):
         reason = check_install(self.env, modes)
         self.installed = reason is None
         self.install_note = "" if reason is None else reason
-        if self.installed:
-            self._warm()
+        self._warm()
+
+    def open_page(self) -> None:
+        """The page is open in a browser: hold the app's runner (warm) until :meth:`close`."""
+        self._open = True
+        self._warm()
+
+    def close(self) -> None:
+        """The session is gone: release the app's runner once the running action (if any) has ended."""
+        self._open = False
+        if self._runners is not None:
+            self._runners.drop(self, after=self._task)
 
     def _warm(self) -> None:
         """Start the app's local runner in the background, so the first RUN does not pay for it."""
+        if self._runners is not None:
+            if self._open:  # held even when not installed: a runner a later RUN starts is released too
+                self._runners.hold(self, self.env, warm=self.installed)
+            return
+        if not self.installed:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from agilab_panel.ui import page as page_module
 from agilab_panel.ui.notebook_section import NotebookSection
 from agilab_panel.ui.page import SECTIONS, OrchestratePage
-from agilab_panel.ui.serve import page_factory, websocket_origins
+from agilab_panel.ui.serve import page_factory, served_hosts, websocket_origins
 from agilab_panel.ui.state import OrchestrateState
 
 from .conftest import visible_text
@@ -100,10 +101,21 @@ def test_notebook_section_downloads_the_recipe(minimal_state: OrchestrateState) 
 def test_server_defaults() -> None:
     assert websocket_origins("127.0.0.1", 5006) == ["localhost:5006", "127.0.0.1:5006"]
     assert websocket_origins("10.0.0.5", 8080) == ["10.0.0.5:8080"]
-    assert websocket_origins("::1", 5006) == ["localhost:5006", "127.0.0.1:5006"]
-    assert websocket_origins("fe80::1", 5006) == ["[fe80::1]:5006"]
-    assert websocket_origins("0.0.0.0", 5006, "dash.example.org") == ["0.0.0.0:5006", "dash.example.org"]
+    assert websocket_origins("::1", 5006) == ["localhost:5006"]  # Bokeh's origin check cannot parse IPv6 literals
+    assert websocket_origins("fe80::1", 5006, hosts=["dash.example.org"]) == ["dash.example.org"]
+    everywhere = websocket_origins("0.0.0.0", 5006, "embed.example.org")
+    assert {"localhost:5006", "127.0.0.1:5006", "embed.example.org"} <= set(everywhere)
+    assert "0.0.0.0:5006" not in everywhere
     assert callable(page_factory(["x"]))
+
+
+def test_served_host_names() -> None:
+    assert served_hosts("127.0.0.1") == ["localhost", "127.0.0.1"]
+    assert served_hosts("localhost") == ["localhost", "127.0.0.1", "::1"]
+    assert served_hosts("[::1]", ["Dash.Example.org"]) == ["localhost", "::1", "dash.example.org"]
+    assert served_hosts("192.0.2.7") == ["192.0.2.7"]
+    everywhere = served_hosts("0.0.0.0")
+    assert {"localhost", "127.0.0.1", socket.gethostname().lower()} <= set(everywhere) and "0.0.0.0" not in everywhere
 
 
 def test_notebook_embedding_runs(tmp_path: Path) -> None:
