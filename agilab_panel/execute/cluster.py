@@ -24,7 +24,7 @@ from ..events import EventBus, LogLine, WorkerEvent
 from ..hosts import is_local_host, is_loopback, is_wildcard, parse_host_port, slot_ids
 from ..runtime.lifecycle import die_with_parent
 from . import rundirs
-from .common import child_env
+from .common import MAX_LINE, child_env, take_pieces
 from .result import RunError
 
 __all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable", "stop_kept_cluster",
@@ -84,8 +84,10 @@ class _Tail:
         if not chunk:
             return
         self.offset += len(chunk)
-        data = self.partial + chunk
-        *lines, self.partial = data.split(b"\n")
+        *lines, rest = (self.partial + chunk).split(b"\n")
+        partial = bytearray(rest)
+        lines += take_pieces(partial, MAX_LINE)  # a line that does not end comes in pieces: memory stays bounded
+        self.partial = bytes(partial)
         if bus is None:
             return
         for raw in lines:

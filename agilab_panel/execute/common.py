@@ -12,7 +12,7 @@ from ..events import EventBus, LogLine
 from ..plan import WorkPlan
 from ..runtime.job import Job
 
-__all__ = ["make_job", "read_lines", "stream_lines", "child_env", "MAX_LINE"]
+__all__ = ["make_job", "read_lines", "take_pieces", "stream_lines", "child_env", "MAX_LINE"]
 
 MAX_LINE = 1 << 20  # bytes: a longer line is passed on in pieces of this size, nothing dropped
 
@@ -38,7 +38,7 @@ def make_job(env: AgiEnv, plan: WorkPlan, mode: int, data_in: Path, data_out: Pa
     )
 
 
-def _take_pieces(line: bytearray, max_line: int | None) -> list[bytes]:
+def take_pieces(line: bytearray, max_line: int | None) -> list[bytes]:
     """Remove and return leading pieces of ``max_line`` bytes while more than that is left, cut between
     UTF-8 characters (a continuation byte never starts a piece unless the data is not UTF-8)."""
     pieces = []
@@ -71,7 +71,7 @@ async def read_lines(reader: asyncio.StreamReader, max_line: int | None = MAX_LI
         except asyncio.IncompleteReadError as exc:  # end of stream; the last line may lack its newline
             line += exc.partial
             ended = None
-        for piece in _take_pieces(line, max_line):
+        for piece in take_pieces(line, max_line):
             yield piece
         if ended is None:
             if line:

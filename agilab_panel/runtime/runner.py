@@ -117,6 +117,15 @@ def _map_pool(pool: Executor, parts: list[tuple[str, Any]]) -> dict[str, Any]:
     return results
 
 
+def _abandon(pool: Executor) -> None:
+    """The run has failed: drop the partitions not started, end the pool processes running the others
+    (threads cannot be ended: they finish their partition, but nobody waits for them)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+
+
 def run(job: Job) -> dict[str, Any]:
     global _job
     _job = job
@@ -124,8 +133,13 @@ def run(job: Job) -> dict[str, Any]:
     closer = make_worker(job, "reduce")  # imports the app once, before any pool forks
     results: dict[str, Any] = {}
     if job.mode & 1 and len(parts) > 1:
-        with _executor(job, _events_fd) as pool:
+        pool = _executor(job, _events_fd)
+        try:
             results = _map_pool(pool, parts)
+        except BaseException:
+            _abandon(pool)
+            raise
+        pool.shutdown(wait=True)
     else:
         for label, payload in parts:
             results[label] = _run_one(label, payload, "local")[1]
@@ -161,4 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # as a run forked by the warm runner does: no wait for abandoned pool threads

@@ -177,3 +177,23 @@ async def test_job_files_left_by_killed_runs_and_the_runner_log_stay_bounded(ins
     assert sorted(p.name for p in jobs.glob("event-*.json")) == [f"event-stale{i:02d}-x.json" for i in range(10, 30)]
     assert (jobs / "runner.log.1").stat().st_size == len(b"an old line\n") * 200_000
     assert b"an old line" not in (jobs / "runner.log").read_bytes()
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm-runner", "fresh-interpreter"])
+async def test_a_failed_pool_run_stops_the_partitions_still_running_or_waiting(installed, use_home, warm):
+    env = _env(installed, use_home)
+    bus = EventBus()
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    params = {"partitions": 6, "fail_on": 0, "seconds": 30.0}
+    try:
+        with pytest.raises(RunError) as info:
+            await AGI.run(env, RunRequest(params=params, workers=WORKERS, mode=AGI.POOL_MODE), events=bus,
+                          keep_cluster=warm)
+        assert info.value.partition == "part-0"
+        states = [(e.label, e.state) for e in bus.history if isinstance(e, PartitionEvent)]
+        assert not [label for label, state in states if state == "done"]  # those running were stopped
+        assert {label for label, state in states if state == "started"} <= {"part-0", "part-1", "part-2"}
+        run = {p.pid for p in psutil.Process().children(recursive=True)} - before
+        assert await until(lambda: len(running(run)) <= (1 if warm else 0))  # at most the warm runner
+    finally:
+        await AGI.shutdown()

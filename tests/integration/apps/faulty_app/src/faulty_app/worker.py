@@ -18,12 +18,12 @@ def text_of(length: int) -> str:
 class FaultyWorker(BaseWorker):
     def work_pool(self, payload: dict) -> pd.DataFrame:
         index = payload["index"]
+        if index == self.args["fail_on"]:  # at once, while the other partitions run
+            chars = self.args.get("message_chars", 0)
+            raise ValueError(text_of(chars) if chars else f"partition {index} was told to fail")
         time.sleep(self.args["seconds"])
         if self.args.get("print_chars"):
             print(text_of(self.args["print_chars"]), flush=True)
-        if index == self.args["fail_on"]:
-            chars = self.args.get("message_chars", 0)
-            raise ValueError(text_of(chars) if chars else f"partition {index} was told to fail")
         if index == self.args["die_on"]:
             if self.args.get("die_signal"):
                 os.kill(os.getpid(), self.args["die_signal"])
