@@ -97,3 +97,22 @@ async def test_a_scheduler_address_of_another_machine_that_does_not_answer_is_re
         await AGI.run(env, request, events=EventBus())
     await AGI.shutdown()
     assert live_children() == before
+
+
+async def test_the_service_cluster_listens_on_loopback_only(env):
+    from agilab_panel.service import queue as q
+    from agilab_panel.service.state import read_state
+
+    paths = q.ServicePaths.of(env.share, env.app)
+    assert read_state(paths) is None, "a service of an earlier test is still running"
+    started = await AGI.serve(env, "start", workers=WORKERS)
+    try:
+        assert started["started"] is True, started["message"]
+        cluster_dir = read_state(paths).cluster_dir
+        pids = {p.info["pid"] for p in psutil.process_iter(["pid", "cmdline", "status"])
+                if p.info["status"] != psutil.STATUS_ZOMBIE and cluster_dir in " ".join(p.info["cmdline"] or [])}
+        sockets = _listening(pids)
+        assert len(pids) == 3 and sorted(pid for pid, _, _ in sockets) == sorted([*pids, *pids])
+        assert _exposed(sockets) == []
+    finally:
+        await AGI.serve(env, "stop", stop_timeout=5)
