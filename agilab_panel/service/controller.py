@@ -34,6 +34,7 @@ from ..env import AgiEnv
 from ..events import EventBus
 from ..execute.cluster import START_TIMEOUT, scheduler_reachable
 from ..execute.common import make_job
+from ..hosts import slot_ids
 from ..fsutil import atomic_write_text
 from ..runtime.job import Job
 from ..settings import AppSettings
@@ -326,6 +327,9 @@ async def _start(env: AgiEnv, settings: AppSettings, config: ServiceSettings, pa
     except NotInstalledError as exc:
         raise ServiceError(str(exc)) from exc
     paths.stop_flag.unlink(missing_ok=True)
+    for slot in slot_ids(inputs.workers):  # what the loops of a stopped service left: a new service starts afresh
+        paths.heartbeat_file(slot).unlink(missing_ok=True)
+        paths.slot_control(slot).unlink(missing_ok=True)
     cy = cython_path(env)
     cluster = ServiceCluster(env, python, inputs.workers, scheduler=inputs.scheduler, cython_path=cy, persistent=True)
     cluster.bus = bus

@@ -2,6 +2,7 @@
 when the path is relative; ``[service]`` settings; bad input refused before anything is written."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -138,3 +139,20 @@ async def test_status_applies_retention_from_its_options_and_reports_it(agilab_d
     assert sorted(p.name for p in (root / "failed").iterdir()) == ["x.json"]
     assert sorted(p.name for p in (root / "heartbeats").iterdir()) == ["h1.json"]
     assert result["health"]["queue"] == {"pending": 0, "running": 0, "done": 2, "failed": 1}
+
+
+def test_a_state_file_that_cannot_be_read_is_named_and_left_as_it_is(agilab_dirs, capsys) -> None:
+    from agilab_panel.cli import main
+    from agilab_panel.service.state import ServiceStateError
+
+    env = AgiEnv("minimal_app", verbose=0)
+    state = agilab_dirs["AGI_CLUSTER_SHARE"] / "service" / "minimal_app" / "service.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"schema": "agi.service.state.v1", "app": ')
+    for action in ("status", "stop", "start"):
+        with pytest.raises(ServiceStateError, match=f"service state file {state} cannot be read"):
+            asyncio.run(AGI.serve(env, action))
+    assert main(["health", "--app", "minimal_app"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: service state file {state} cannot be read")
+    assert state.read_text() == '{"schema": "agi.service.state.v1", "app": '
+    assert sorted(p.name for p in state.parent.iterdir()) == ["service.json"]

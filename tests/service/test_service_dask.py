@@ -118,6 +118,12 @@ async def test_start_submit_status_start_again_and_stop_leave_nothing(minimal: A
         await AGI.submit(env, partitions=2)
     assert q.counts(paths)["pending"] == 0
 
+    restarted = await AGI.serve(env, "start", workers=WORKERS)  # the stopped loops' heartbeats do not count
+    assert restarted["started"] is True and restarted["status"] == "running", restarted["message"]
+    record = await AGI.wait_submission(env, await AGI.submit(env, partitions=2, size=10), timeout=120)
+    assert record["status"] == "done"
+    assert (await AGI.serve(env, "stop"))["not_stopped"] == {}
+
 
 async def test_a_worker_killed_while_it_processes_a_task_is_reported_restarted_and_its_task_rerun(faulty: AgiEnv) -> None:
     env = faulty
