@@ -148,20 +148,33 @@ def plan_tasks(job: Job, submission: str) -> tuple[dict[str, Any], list[dict[str
 
 
 async def wait_submission(env: AgiEnv, submission: str, timeout: float | None = None) -> dict[str, Any]:
-    """Block until every task of ``submission`` is done or failed; returns its final record."""
+    """Block until every task of ``submission`` is done or failed; returns its final record.
+
+    While no task of it finishes for a heartbeat timeout, the service is checked (``status``), so a
+    loop that died meanwhile is restarted and its task run again: the wait never outlasts a dead loop.
+    """
     paths = q.ServicePaths.of(env.share, env.app)
     deadline = None if timeout is None else time.monotonic() + timeout
+    progress, since = -1, time.monotonic()
     while True:
         record = q.read_submission(paths, submission)
         if record is None:
             raise ServiceError(f"no submission {submission!r} for app {env.app}")
         if record.get("status") in ("done", "failed"):
             return record
-        if read_state(paths) is None:
+        state = read_state(paths)
+        if state is None:
             raise ServiceError(f"the service of app {env.app} stopped before submission {submission} finished; "
                                "its tasks wait in pending/ for the next start")
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"submission {submission} did not finish within {timeout:g}s")
+        finished = sum((paths.done / f"{t}.json").exists() or (paths.failed / f"{t}.json").exists()
+                       for t in record.get("tasks", []))
+        if finished != progress:
+            progress, since = finished, time.monotonic()
+        elif time.monotonic() - since > float(state.settings.get("heartbeat_timeout", 10.0)):
+            await serve(env, "status")
+            since = time.monotonic()
         await asyncio.sleep(0.02)
 
 
@@ -412,7 +425,7 @@ async def _status(env: AgiEnv, config: ServiceSettings, paths: q.ServicePaths, *
                     restarted[row["worker"]] = row["reason"]
                 except Exception as exc:
                     errors[row["worker"]] = f"{type(exc).__name__}: {exc}".split("\n")[0]
-            write_state(paths, state)
+        write_state(paths, state)  # restarts, and the futures' states the cheap views show
     finally:
         await _close(client)
     unhealthy = [r["worker"] for r in rows if not r["healthy"]]

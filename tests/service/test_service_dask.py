@@ -181,3 +181,18 @@ async def test_stop_while_tasks_run_is_bounded_ends_every_process_and_requeues_t
     for task in tasks:
         record = json.loads((paths.pending / f"{task}.json").read_text())
         assert record["attempts"] == 1 and record["interruptions"][0]["reason"] == "the service stopped while it ran"
+
+
+async def test_waiting_on_a_submission_restarts_a_loop_that_died_meanwhile(faulty: AgiEnv) -> None:
+    env = faulty
+    paths = q.ServicePaths.of(env.share, env.app)
+    await AGI.serve(env, "start", workers=WORKERS, heartbeat_timeout=2)
+    submission = await AGI.submit(env, partitions=2, seconds=1.0)
+    beat = await until(lambda: next((b for b in read_heartbeats(paths.heartbeats).values()
+                                     if b["state"] == "processing" and b["task"]), None), "a task processing")
+    os.kill(beat["pid"], signal.SIGKILL)
+    record = await AGI.wait_submission(env, submission, timeout=120)  # no status called here: the wait does it
+    assert record["status"] == "done"
+    (restart,) = read_state(paths).restarts
+    assert restart["worker"] == beat["worker"] and restart["reason"].startswith("stale-heartbeat(")
+    assert json.loads((paths.done / f"{beat['task']}.json").read_text())["attempts"] == 1
