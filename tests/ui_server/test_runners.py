@@ -25,10 +25,16 @@ def installed_env(installed) -> dict[str, str]:  # noqa: ANN001
     return {k: str(v) for k, v in installed("minimal_app").items()}
 
 
-def test_plain_gets_of_the_page_start_no_runner(start_server, installed_env):
-    served = start_server(env=installed_env)
+PANEL_SERVE = ("import sys; from panel.command import main; sys.argv = ['panel', 'serve', 'dashboards/orchestrate.py', "
+               "'--address', '{address}', '--port', '{port}']; main()")
+
+
+@pytest.mark.parametrize(("code", "path"), [(None, APP_URL), (PANEL_SERVE, "/orchestrate?app=minimal_app")],
+                         ids=["agilab-panel serve", "panel serve dashboards/orchestrate.py"])
+def test_plain_gets_of_the_page_start_no_runner(start_server, installed_env, code, path):
+    served = start_server(env=installed_env, code=code)
     for _ in range(6):
-        assert served.request(APP_URL).status == 200
+        assert served.request(path).status == 200
     # answered after whatever the GETs above scheduled on the server's loop has taken its first step
     assert served.request("/static/js/bokeh.min.js").status == 200
     assert served.descendants(MARKER) == []
