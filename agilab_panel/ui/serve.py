@@ -21,7 +21,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, Rule
 from tornado.web import Application, ErrorHandler
 
-from ..hosts import is_loopback, is_wildcard, own_addresses
+from ..hosts import is_local_host, is_loopback, is_wildcard, own_addresses, validate_host
 from ..passwords import PASSWORD_ENV, hash_password, is_password_hash, load_password_hash
 from .runners import RUNNERS
 
@@ -126,6 +126,22 @@ def page_factory(apps_path: str | os.PathLike | Sequence[str | os.PathLike] | No
     return build
 
 
+def _check_where(address: str, port: int, allow_hosts: str | Iterable[str] | None) -> None:
+    """One-line errors for an address, port or host name the server could not (or should not) use."""
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError("address must name the interface to listen on, such as 127.0.0.1 or 0.0.0.0")
+    validate_host(address)
+    if not is_wildcard(address) and not is_local_host(address):
+        raise ValueError(f"{address} is not an address of this machine: give one of its addresses, or 0.0.0.0")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an integer 0..65535 (0: a free one), got {port!r}")
+    for name in _names(allow_hosts):
+        try:
+            validate_host(name)
+        except ValueError as exc:
+            raise ValueError(f"allowed host {name!r}: give a host name or address without a port ({exc})") from None
+
+
 def _auth_options(address: str, password_file: str | os.PathLike | None, basic_auth: str | None,
                   oauth_provider: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
     """Server options for the login asked for; refuses to expose the page beyond loopback without one."""
@@ -194,8 +210,7 @@ def serve(
     """
     from .page import TITLE, load_extensions
 
-    if not isinstance(address, str) or not address.strip():
-        raise ValueError("address must name the interface to listen on, such as 127.0.0.1 or 0.0.0.0")
+    _check_where(address, port, allow_hosts)
     auth = _auth_options(address, password_file, basic_auth, oauth_provider, kwargs)
     if port == 0:
         port = free_port(address)

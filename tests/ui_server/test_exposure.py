@@ -110,3 +110,17 @@ def test_a_damaged_password_file_is_refused_in_one_line(tmp_path, agilab_dirs):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(secret) in lines[0] and "damaged" in lines[0]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--address", "bad host"], "not an IPv4/IPv6 address or a DNS name"),
+    (["--address", "192.0.2.254"], "192.0.2.254 is not an address of this machine"),
+    (["--port", "70000"], "port must be an integer 0..65535"),
+    (["--allow-host", "*"], "allowed host '*'"),
+    (["--allow-host", "dash.example.org:443"], "without a port"),
+])
+def test_an_unusable_address_port_or_host_name_is_refused_in_one_line(args, message, agilab_dirs):
+    done = subprocess.run([sys.executable, "-m", "agilab_panel.cli", "serve", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
