@@ -15,7 +15,7 @@ from typing import Any
 import param
 
 from ..agi import AGI
-from ..apps import discover_apps
+from ..apps import AppError, discover_apps
 from ..env import AgiEnv
 from ..events import EventBus
 from ..modes import benchmark_modes
@@ -48,6 +48,8 @@ class OrchestrateState(param.Parameterized):
     error = param.String(default="", doc="Readable error of the last failed action.")
     error_details = param.String(default="", doc="Traceback of the last failed action (shown on demand).")
     settings_error = param.String(default="", doc="Why the settings file could not be loaded.")
+    broken_app = param.String(default="", doc="An app chosen but refused (its pyproject.toml breaks the "
+                                              "contract): the page stays on the app it showed.")
 
     def __init__(self, app: str | None = None, apps_path: list[str] | None = None, *,
                  runners: WarmRunners | None = None, **params: Any) -> None:
@@ -66,7 +68,15 @@ class OrchestrateState(param.Parameterized):
     # -- app selection -----------------------------------------------------------------------------
     @param.depends("app", watch=True)
     def _load_app(self) -> None:
-        self.env = AgiEnv(self.app, apps_path=self.apps_path or None, verbose=1)
+        try:
+            env = AgiEnv(self.app, apps_path=self.apps_path or None, verbose=1)
+        except AppError:
+            if self.env is None or self.env.app == self.app:
+                raise  # no other app to stay on
+            broken, self.app = self.app, self.env.app  # back to the app shown (loaded again) ...
+            self.broken_app = broken  # ... and say why the other one was refused
+            return
+        self.env, self.broken_app = env, ""
         try:
             self.settings = AppSettings(self.env)
             self.settings_error = ""

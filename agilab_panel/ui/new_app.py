@@ -1,0 +1,185 @@
+"""Beside the app selector: "New app…" (the ``new-app`` scaffold) and the check-app problems of an app
+that cannot be opened or whose code does not load.
+
+An author's broken app is shown as a list of ``file:line: problem`` — the same words as
+``agilab-panel check-app`` — instead of a traceback, and the page stays on the app it showed.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+import param
+
+from ..appcheck import Problem, check_app
+from ..apps import discover_apps
+from ..scaffold import KINDS, new_app
+
+__all__ = ["AppProblems", "NewAppDialog", "DEFAULT_APPS_FOLDER"]
+
+DEFAULT_APPS_FOLDER = Path.home() / "agilab_apps"  # where new apps go when the page was given no apps folder
+_PROBLEMS_CSS = """
+ul { padding-left: 1.1em; margin: 0.3em 0; }
+li { margin: 0.25em 0; font-size: 12px; overflow-wrap: anywhere; }
+code { font-size: 11px; }
+"""
+
+
+class NewAppDialog(pn.viewable.Viewer):
+    """A "New app…" button opening a small form: name, kind, folder; Create writes the app and selects it.
+
+    The folder is one of the page's app folders (or a default one): the browser never names a path
+    of the server to write to.
+    """
+
+    message = param.String(default="", doc="Why the last Create was refused ('' after a success).")
+    created = param.Parameter(default=None, doc="Path of the last app created here.")
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        folders = [*(str(Path(p).expanduser()) for p in state.apps_path), str(DEFAULT_APPS_FOLDER)]
+        self.open_button = pn.widgets.Button(label="New app…", color="light", sizing_mode="stretch_width")
+        self.name_input = pn.widgets.TextInput(label="Name", placeholder="my_app (lower case, a Python identifier)")
+        self.kind_select = pn.widgets.Select(label="Kind", options={f"{k}: {v.description}": k for k, v in KINDS.items()})
+        self.folder_select = pn.widgets.Select(label="Folder", options=list(dict.fromkeys(folders)))
+        self.create_button = pn.widgets.Button(label="Create", color="primary", width=90)
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="light", width=90)
+        self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
+                                      styles={"font-size": "13px", "padding": "4px 10px"})
+        self.form = pn.Column(self.name_input, self.kind_select, self.folder_select,
+                              pn.Row(self.create_button, self.cancel_button), self._message,
+                              visible=False, sizing_mode="stretch_width")
+        self.open_button.on_click(lambda _: self._toggle(True))
+        self.cancel_button.on_click(lambda _: self._toggle(False))
+        self.create_button.on_click(lambda _: self.create())
+
+    def _toggle(self, open_: bool) -> None:
+        self.form.visible = open_
+        self.open_button.visible = not open_
+        if open_:
+            self._show("")
+
+    def _show(self, text: str, ok: bool = False) -> None:
+        self.message = "" if ok else text
+        self._message.object = text
+        self._message.alert_type = "success" if ok else "danger"
+        self._message.visible = bool(text)
+
+    def create(self) -> Path | None:
+        """Write the app (the same scaffold as ``agilab-panel new-app``), add its folder to the page's app
+        folders for this session, and select it; a refused name is shown and nothing is written."""
+        state, folder = self.state, Path(self.folder_select.value)
+        name = self.name_input.value.strip()
+        try:
+            path = new_app(name, self.kind_select.value, folder, [Path(p) for p in state.apps_path])
+        except (ValueError, OSError) as exc:
+            self._show(str(exc).splitlines()[0])
+            return None
+        if str(folder) not in state.apps_path:
+            state.apps_path = [*state.apps_path, str(folder)]
+        state.param.app.objects = sorted(discover_apps([Path(p) for p in state.apps_path]))
+        state.app = name
+        self.created = path
+        self.name_input.value = ""
+        self._toggle(False)
+        self._show(f"Created {path}. Serve with --apps-path {folder} to find it again later.", ok=True)
+        self._message.visible = True
+        return path
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.open_button, self.form, self._message, sizing_mode="stretch_width", margin=0)
+
+
+class AppProblems(pn.viewable.Viewer):
+    """check-app's problems of an app that could not be opened (``state.broken_app``) or whose args class
+    did not load (``state.settings_error`` with an app whose own files are at fault); hidden otherwise."""
+
+    problems = param.List(default=[], item_type=Problem, doc="The problems shown.")
+    app = param.String(default="", doc="The app they belong to.")
+    folder = param.Parameter(default=None, doc="That app's folder.")
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[_PROBLEMS_CSS],
+                                  styles={"border-left": "3px solid #d9534f", "padding": "2px 8px"})
+        self.again_button = pn.widgets.Button(label="Check again", color="light", width=110)
+        self.again_button.on_click(lambda _: self.check_again())
+        self._layout = pn.Column(self._pane, self.again_button, visible=False, sizing_mode="stretch_width", margin=0)
+        self._task: asyncio.Future | None = None
+        state.param.watch(self._changed, ["broken_app", "settings_error", "env"])
+        self._changed()
+
+    def _target(self) -> tuple[str, Path] | None:
+        """The app to check: the one refused, else the selected one when its settings did not load."""
+        name = self.state.broken_app or (self.state.app if self.state.settings_error else "")
+        if not name:
+            return None
+        path = discover_apps([Path(p) for p in self.state.apps_path]).get(name)
+        return (name, path) if path is not None else None
+
+    def _changed(self, *_events: Any) -> None:
+        target = self._target()
+        if target is None:
+            self.param.update(problems=[], app="", folder=None)
+            self._render()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script, a test): check now
+            self._set(*target, check_app(target[1], [Path(p) for p in self.state.apps_path]))
+            return
+        self._task = loop.create_task(self.refresh())  # the check imports the app elsewhere: the page stays live
+
+    async def refresh(self) -> list[Problem]:
+        """Check the app again (in a thread) and show what is wrong."""
+        target = self._target()
+        if target is None:
+            return []
+        problems = await asyncio.to_thread(check_app, target[1], [Path(p) for p in self.state.apps_path])
+        self._set(*target, problems)
+        return problems
+
+    def _set(self, app: str, folder: Path, problems: list[Problem]) -> None:
+        self.param.update(problems=list(problems), app=app, folder=folder)
+        self._render()
+
+    def _render(self) -> None:
+        refused = bool(self.app) and self.state.broken_app == self.app
+        if not refused and not self.problems:  # a settings file at fault, not the app: that section says so
+            self._layout.visible = False
+            return
+        name = html.escape(self.app)
+        head = f"<b>{name}</b> could not be opened" if refused else f"<b>{name}</b> does not load"
+        if self.problems:
+            items = "".join(f"<li><code>{html.escape(_short(p, self.folder))}</code> {html.escape(p.message)}</li>"
+                            for p in self.problems)
+            body = f"{head}; check-app finds:<ul>{items}</ul>"
+        else:
+            body = f"{head}, and check-app finds nothing wrong with its files now: check again."
+        self._pane.object = body
+        self._layout.visible = True
+
+    def check_again(self) -> None:
+        """Open the app again (after its author edited it): the problems go away once it loads."""
+        if self.state.broken_app == self.app:
+            self.state.app = self.app
+        else:
+            self.state.param.trigger("app")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+def _short(problem: Problem, root: Path | None) -> str:
+    """``file:line`` with the file relative to the app's folder, as its author reads it."""
+    path = Path(problem.file)
+    try:
+        shown = str(path.relative_to(root)) if root is not None else path.name
+    except ValueError:
+        shown = path.name
+    return f"{shown}:{problem.line}" if problem.line else shown
