@@ -124,3 +124,17 @@ def test_an_unusable_address_port_or_host_name_is_refused_in_one_line(args, mess
                           text=True, timeout=120)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_an_oauth_login_guards_the_page_served_beyond_loopback(start_server):
+    served = start_server("--oauth-provider", "github", "--oauth-key", "agilab-test-client",
+                          env={"PANEL_OAUTH_SECRET": "not-a-real-secret"}, address="0.0.0.0")
+    own = f"127.0.0.1:{served.port}"
+    refused = served.request("/")
+    assert refused.status == 302 and urlparse(refused.headers["location"]).path.endswith("/login")
+    assert TITLE not in refused.body
+    login = served.request("/login")
+    target = urlparse(login.headers["location"])
+    assert login.status == 302 and target.netloc == "github.com" and "client_id=agilab-test-client" in target.query
+    assert served.websocket(host=own, origin=f"http://{own}") == "refused 403"
+    assert "not-a-real-secret" not in served.output()
