@@ -138,3 +138,13 @@ def test_an_oauth_login_guards_the_page_served_beyond_loopback(start_server):
     assert login.status == 302 and target.netloc == "github.com" and "client_id=agilab-test-client" in target.query
     assert served.websocket(host=own, origin=f"http://{own}") == "refused 403"
     assert "not-a-real-secret" not in served.output()
+
+
+@pytest.mark.parametrize("guests", [{"oauth_optional": True}, {"oauth_guest_endpoints": ["/"]}])
+def test_oauth_guest_access_is_refused_beyond_loopback(guests):
+    from agilab_panel.ui.serve import serve
+
+    port = free_port("0.0.0.0")
+    with pytest.raises(ValueError, match="let visitors in without a login"):
+        serve(address="0.0.0.0", port=port, oauth_provider="github", **guests)
+    assert not [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
