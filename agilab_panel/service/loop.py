@@ -39,6 +39,7 @@ from .queue import (
     fail_corrupt,
     finish_submission,
     load_results,
+    output_dir,
     parse_running,
     publish,
     save_results,
@@ -227,14 +228,16 @@ class ServiceLoop:
         return [one(p) for p in partitions]
 
     def _reduce(self, submission: dict[str, Any]) -> dict[str, Any]:
-        """``work_done`` over every partition of the submission in plan order, then the output file."""
-        job = Job(**submission["job"])
+        """``work_done`` over every partition of the submission in plan order, then the output file, in the
+        submission's own folder under data_out (what ``work_done`` writes beside it goes there too)."""
+        folder = output_dir(submission["job"]["data_out"], submission["id"])
+        job = Job(**{**submission["job"], "data_out": str(folder)})
         info = reduce_results(job, *load_results(self.paths, submission["tasks"]))
         if info.get("output"):
             atomic_write_text(self.paths.last_output, json.dumps(
                 {"output": info["output"], "mode": job.mode, "time": time.time(), "submission": submission["id"]}),
                 durable=False)
-        return info
+        return {**info, "output_dir": str(folder)}
 
 
 def _task_job(record: Any, name: str, worker: str) -> tuple[Job, list[dict[str, Any]]]:

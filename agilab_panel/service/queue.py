@@ -8,7 +8,8 @@ holds lives under ``<share>/service/<app>/``::
     queue/done/<task>.json             the task and what it produced
     queue/failed/<task>.json           the task and why it failed
     queue/heartbeats/<slot>.json       the latest heartbeat of each loop
-    submissions/<submission>.json      one per submission: its tasks, then its reduced output
+    submissions/<submission>.json      one per submission: its tasks, then its reduced output, which is
+                                       written to <data_out>/service/<submission>/ (removed with the record)
     results/<submission>/<task>.pkl    partition results until the submission is reduced
     control/stop, control/slot-<slot>  the stop request; the incarnation each slot's loop must have
     service.json, health.json          the service's state file and its health snapshot
@@ -56,10 +57,12 @@ __all__ = [
     "finish_submission",
     "save_results",
     "load_results",
+    "output_dir",
 ]
 
 TASK_SCHEMA = "agi.service.task.v1"
 QUEUE_FOLDERS = ("pending", "running", "done", "failed")
+OUTPUTS_FOLDER = "service"  # <data_out>/service/<submission>/: each submission's output
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:\[\]-]")
 
 
@@ -275,8 +278,12 @@ def counts(paths: ServicePaths) -> dict[str, int]:
 
 
 # -- retention ---------------------------------------------------------------------------------------
-def prune(folder: Path, retention: Retention, now: float | None = None) -> list[str]:
-    """Delete files older than the TTL, then the oldest beyond ``max_files``; returns the names removed."""
+def prune(folder: Path, retention: Retention, now: float | None = None,
+          on_remove: Callable[[Path], None] | None = None) -> list[str]:
+    """Delete files older than the TTL, then the oldest beyond ``max_files``; returns the names removed.
+
+    ``on_remove(path)`` runs before each file goes (to remove what the file owns).
+    """
     now = time.time() if now is None else now
     entries = []
     for name in task_files(folder):
@@ -289,6 +296,8 @@ def prune(folder: Path, retention: Retention, now: float | None = None) -> list[
     over = [name for _, name in kept[retention.max_files:]] if retention.max_files > 0 else []
     removed = []
     for name in [*sorted(expired), *over]:
+        if on_remove is not None:
+            on_remove(folder / name)
         try:
             (folder / name).unlink()
         except FileNotFoundError:
@@ -300,8 +309,23 @@ def prune(folder: Path, retention: Retention, now: float | None = None) -> list[
 def cleanup(paths: ServicePaths, policy: Mapping[str, Retention], now: float | None = None) -> dict[str, int]:
     """Apply ``policy`` (``done``, ``failed``, ``heartbeats``); submission records follow ``done``."""
     removed = {name: len(prune(paths.folder(name), policy[name], now)) for name in ("done", "failed", "heartbeats")}
-    removed["submissions"] = len(prune(paths.submissions, policy["done"], now))
+    removed["submissions"] = len(prune(paths.submissions, policy["done"], now, on_remove=_drop_output))
     return removed
+
+
+def output_dir(data_out: str | os.PathLike, submission: str) -> Path:
+    """Where a submission's output goes: its own folder, so submissions never overwrite each other."""
+    return Path(data_out) / OUTPUTS_FOLDER / submission
+
+
+def _drop_output(record: Path) -> None:
+    """The output folder of an expiring submission: only a folder named after it, under ``<data_out>/service/``."""
+    try:
+        folder = Path(json.loads(record.read_text(encoding="utf-8"))["output_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if folder.name == record.stem and folder.parent.name == OUTPUTS_FOLDER and not folder.is_symlink():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- submissions ---------------------------------------------------------------------------------------

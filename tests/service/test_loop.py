@@ -16,6 +16,7 @@ import pytest
 
 from agilab_panel import AGI, AgiEnv, EventBus
 from agilab_panel.execute.common import make_job
+from agilab_panel.fsutil import atomic_write_text
 from agilab_panel.service import queue as q
 from agilab_panel.service.controller import plan_tasks
 from agilab_panel.service.heartbeat import read_heartbeats
@@ -74,6 +75,7 @@ async def test_a_loop_runs_a_submission_and_reduces_it_like_a_run(agilab_dirs, l
     record = until(lambda: (r := q.read_submission(paths, manifest["id"])) and r["status"] == "done" and r,
                    "the submission done")
     assert len(manifest["tasks"]) == 2 and q.counts(paths) == {"pending": 0, "running": 0, "done": 2, "failed": 0}
+    assert Path(record["output"]).parent == q.output_dir(manifest["job"]["data_out"], manifest["id"])  # its own
     frame = pd.read_parquet(record["output"])
     assert frame["sum_squares"].map(int).tolist() == [sum(i * i for i in range(s, s + 50)) for s in (0, 50, 100)]
     assert AGI.last_output(env) == Path(record["output"])
@@ -101,8 +103,9 @@ async def test_a_corrupt_task_fails_with_its_reason_and_the_loop_goes_on(agilab_
     env = AgiEnv("minimal_app", verbose=0)
     paths = q.ServicePaths.of(env.share, env.app).ensure()
     loop_of(paths)
-    (paths.pending / "0-corrupt.00000.json").write_text('{"id": "0-corrupt.00000", "job": ')
-    (paths.pending / "0-wrong.00000.json").write_text(json.dumps({"id": "another", "job": {}, "partitions": []}))
+    # whole files, as any writer of the queue must (a loop may claim a file the moment it appears)
+    atomic_write_text(paths.pending / "0-corrupt.00000.json", '{"id": "0-corrupt.00000", "job": ')
+    atomic_write_text(paths.pending / "0-wrong.00000.json", json.dumps({"id": "another", "job": {}, "partitions": []}))
     manifest = await _submit(env, paths, partitions=2, size=10)
     until(lambda: q.read_submission(paths, manifest["id"])["status"] == "done", "the good submission done")
     corrupt = json.loads((paths.failed / "0-corrupt.00000.json").read_text())

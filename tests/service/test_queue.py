@@ -157,3 +157,20 @@ def test_a_submission_with_a_failed_task_fails_naming_it(paths: q.ServicePaths) 
     (paths.failed / "s.00001.json").write_text(json.dumps({"error": "ValueError: partition 3\nTraceback..."}))
     record = q.finish_submission(paths, "s", lambda r: pytest.fail("a failed submission is not reduced"))
     assert record["status"] == "failed" and record["errors"] == {"s.00001": "ValueError: partition 3"}
+
+
+def test_an_expiring_submission_takes_its_output_folder_and_nothing_else(paths: q.ServicePaths, tmp_path: Path) -> None:
+    now = time.time()
+    data_out = tmp_path / "share" / "app" / "data_out"
+    outputs = {sub: q.output_dir(data_out, sub) for sub in ("old", "new", "odd")}
+    for sub, folder in outputs.items():
+        (folder / "output.parquet").parent.mkdir(parents=True)
+        (folder / "output.parquet").write_text("x")
+        record = {"id": sub, "status": "done", "output_dir": str(folder if sub != "odd" else data_out)}
+        path = q.write_submission(paths, record)
+        os.utime(path, (now - (9000 if sub != "new" else 10),) * 2)
+    removed = q.cleanup(paths, {"done": q.Retention(3600, 0), "failed": q.Retention(0, 0),
+                                "heartbeats": q.Retention(0, 0)}, now)
+    assert removed["submissions"] == 2 and q.task_files(paths.submissions) == ["new.json"]
+    assert not outputs["old"].exists() and outputs["new"].is_dir()
+    assert data_out.is_dir() and outputs["odd"].is_dir()  # a record naming another folder removes nothing

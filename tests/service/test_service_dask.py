@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from agilab_panel import AGI, AgiEnv
+from agilab_panel.fsutil import atomic_write_text
 from agilab_panel.service import queue as q
 from agilab_panel.service.gate import evaluate_gate
 from agilab_panel.service.heartbeat import read_heartbeats
@@ -88,7 +89,7 @@ async def test_start_submit_status_start_again_and_stop_leave_nothing(minimal: A
     assert again["started"] is False and "already running" in again["message"]
     assert read_state(paths).scheduler == state.scheduler and set(service_processes(state.cluster_dir)) == pids
 
-    (paths.pending / "0-corrupt.00000.json").write_text("{ not a task")
+    atomic_write_text(paths.pending / "0-corrupt.00000.json", "{ not a task")
     submission = await AGI.submit(env, partitions=4, size=100)
     record = await AGI.wait_submission(env, submission, timeout=120)
     assert record["status"] == "done" and len(record["tasks"]) == 2
