@@ -69,3 +69,14 @@ async def test_the_runner_ends_with_its_last_holder_and_after_its_running_action
     runners.drop(third)
     await runners.settle()
     assert _runners() == []
+
+
+async def test_a_holder_that_turns_to_another_app_releases_the_first(env):
+    runners = WarmRunners()
+    page = object()
+    runners.hold(page, env)
+    await runners.settle()
+    assert len(_runners()) == 1
+    runners.hold(page, AgiEnv("mandelbrot", verbose=0), warm=False)  # the page now shows another app
+    await runners.settle()
+    assert runners.holders(env) == 0 and _runners() == []
