@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .runtime.job import OUTPUT_FORMATS
 from .toml_lines import decode_error_line, line_of
 
-__all__ = ["Problem", "check_app", "check_name", "TOOL_KEYS", "OUTPUT_SUFFIXES", "kernel_stems", "tool_value_problem"]
+__all__ = ["Problem", "check_app", "check_name", "TOOL_KEYS", "kernel_stems", "tool_value_problem",
+           "cython_entry_problem"]
 
-OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")  # what the runtime writes an output dataframe as
 REF_HINT = "'package.module:ClassName'"
 IMPORT_TIMEOUT = 300.0  # seconds the import check may take (a first pandas import on a cold disk is slow)
 
@@ -56,7 +57,7 @@ def _ref(value: Any) -> str | None:
 
 def _identifier(value: Any) -> str | None:
     return None if isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value) \
-        else f"must be a Python identifier, not {value!r}"
+        else f"must be a Python identifier (it names the export folder), not {value!r}"
 
 
 def _bool(value: Any) -> str | None:
@@ -69,14 +70,14 @@ def _backend(value: Any) -> str | None:
 
 def _file_name(value: Any) -> str | None:
     if not isinstance(value, str) or not value or Path(value).name != value or value in (".", ".."):
-        return f"must be a file name (written inside data_out), not {value!r}"
+        return f"must be a file name inside data_out, not {value!r}"
     return None
 
 
 def _output(value: Any) -> str | None:
     problem = _file_name(value)
-    if problem is None and Path(value).suffix.lower() not in OUTPUT_SUFFIXES:
-        return f"{value!r}: the suffix picks the format and must be one of {', '.join(OUTPUT_SUFFIXES)}"
+    if problem is None and Path(value).suffix.lower() not in OUTPUT_FORMATS:
+        return f"{value!r}: the engine writes only {', '.join(OUTPUT_FORMATS)} files (the suffix picks the format)"
     return problem
 
 
@@ -111,6 +112,15 @@ def tool_value_problem(key: str, value: Any) -> str | None:
     """Why ``value`` cannot be ``[tool.agilab] key`` (None when it can, or when the key is not the engine's)."""
     entry = TOOL_KEYS.get(key)
     return entry[1](value) if entry else None
+
+
+def cython_entry_problem(path: Path, source: str) -> str | None:
+    """Why ``source`` (a ``cython`` entry of the app in ``path``) cannot be built: it must be a ``.pyx``
+    file inside the app folder."""
+    real = (path / source).resolve()
+    if real.suffix != ".pyx" or not real.is_relative_to(path.resolve()):
+        return f"cython entry {source!r} must be a .pyx file inside the app folder"
+    return None
 
 
 def kernel_stems(sources: Iterable[str]) -> list[str]:
@@ -262,12 +272,10 @@ def _kernels(c: _Checker, pyproject: Path, text: str, path: Path, sources: Any) 
     line = line_of(text, ("tool", "agilab", "cython"))
     stems = kernel_stems(sources)
     for source, stem in zip(sources, stems):
-        file = (path / source).resolve()
-        if not file.is_relative_to(path):
-            c.add(pyproject, f"cython entry {source!r} is outside the app folder", line)
-        elif file.suffix != ".pyx":
-            c.add(pyproject, f"cython entry {source!r} is not a .pyx file", line)
-        elif not file.is_file():
+        problem = cython_entry_problem(path, source)
+        if problem:
+            c.add(pyproject, problem, line)
+        elif not (path / source).is_file():
             c.add(pyproject, f"cython entry {source!r}: no such file", line)
         if _identifier(stem):
             c.add(pyproject, f"cython entry {source!r}: the kernel is imported as {stem!r}, which is not a Python "

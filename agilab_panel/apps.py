@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .appcheck import tool_value_problem
-from .runtime.job import OUTPUT_FORMATS
+from .appcheck import cython_entry_problem, tool_value_problem
 
 __all__ = ["AppError", "AppSpec", "builtin_apps_path", "discover_apps", "load_app"]
 
@@ -110,11 +109,16 @@ def load_app(path: Path) -> AppSpec:
     if not (path / "app_settings.toml").is_file():
         raise AppError(f"{path} has no versioned app_settings.toml")
     backend = tool.get("pool_backend", "process")
-    if backend not in ("process", "thread"):
-        raise AppError(f"{pyproject}: pool_backend must be 'process' or 'thread', not {backend!r}")
-    _check_names(pyproject, path, module, tool)
-    if "summary" in tool and (problem := tool_value_problem("summary", tool["summary"])):
-        raise AppError(f"{pyproject}: [tool.agilab] summary {problem}")
+    # The same checks as check-app, stopping at the first: names the engine turns into paths stay
+    # where they belong, and every value has the type the engine reads it as.
+    for key, value in {**tool, "module": module}.items():
+        problem = tool_value_problem(key, value)
+        if problem:
+            raise AppError(f"{pyproject}: [tool.agilab] {key} {problem}")
+    for source in tool.get("cython", []):
+        problem = cython_entry_problem(path, source)
+        if problem:
+            raise AppError(f"{pyproject}: [tool.agilab] {problem}")
     return AppSpec(
         name=name,
         path=path,
@@ -131,26 +135,6 @@ def load_app(path: Path) -> AppSpec:
         summary=tool.get("summary") or None,
         tool=dict(tool),
     )
-
-
-def _check_names(pyproject: Path, path: Path, module: Any, tool: dict[str, Any]) -> None:
-    """Names the engine turns into paths: each must stay where it belongs and be something it can write."""
-    if not isinstance(module, str) or not module.isidentifier():
-        raise AppError(f"{pyproject}: [tool.agilab] module must be a Python identifier (it names the export folder), "
-                       f"not {module!r}")
-    output = tool.get("output", "output.parquet")
-    if not isinstance(output, str) or Path(output).name != output or output in (".", ".."):
-        raise AppError(f"{pyproject}: [tool.agilab] output must be a file name inside data_out, not {output!r}")
-    if Path(output).suffix.lower() not in OUTPUT_FORMATS:
-        raise AppError(f"{pyproject}: [tool.agilab] output {output!r}: the engine writes only "
-                       f"{', '.join(OUTPUT_FORMATS)} files")
-    cython = tool.get("cython", [])
-    if not isinstance(cython, list) or not all(isinstance(c, str) for c in cython):
-        raise AppError(f"{pyproject}: [tool.agilab] cython must be a list of .pyx paths, not {cython!r}")
-    for source in cython:
-        real = (path / source).resolve()
-        if real.suffix != ".pyx" or path not in real.parents:
-            raise AppError(f"{pyproject}: [tool.agilab] cython entry {source!r} must be a .pyx file inside the app folder")
 
 
 def discover_apps(apps_paths: list[Path] | None = None) -> dict[str, Path]:
