@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -111,6 +112,7 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     ns = parser.parse_args()
     use_temp_home()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the figures move with it)", flush=True)
     env = AgiEnv(APP, verbose=0)
     result = await AGI.install(env, workers=WORKERS, modes_enabled=AGI.DASK_MODE, events=EventBus())
     assert result.ok, result.to_dict()

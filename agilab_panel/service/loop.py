@@ -42,6 +42,7 @@ from .queue import (
     output_dir,
     parse_running,
     publish,
+    read_submission,
     save_results,
     submission_of,
 )
@@ -51,7 +52,7 @@ __all__ = ["Wakeup", "ServiceLoop", "serve"]
 _IN_CLOSE_WRITE = 0x00000008
 _IN_MOVED_TO = 0x00000080
 _APP_WORKERS_KEPT = 4  # app workers kept initialised, one per recent set of args
-_MIN_BEAT_GAP = 0.05  # seconds between two heartbeat writes
+_MIN_BEAT_GAP = 0.2  # seconds between two heartbeat writes (a busy loop claims many tasks a second)
 
 
 class Wakeup:
@@ -117,6 +118,7 @@ class ServiceLoop:
         self._beat = threading.Event()
         self._stopping = threading.Event()
         self._app_workers: OrderedDict[str, Any] = OrderedDict()
+        self._held: dict[str, list[tuple[str, Any, float]]] = {}  # results of the task this loop reduces with
 
     # -- heartbeats --------------------------------------------------------------------------------
     def _write_beat(self, **extra: Any) -> None:
@@ -129,7 +131,7 @@ class ServiceLoop:
                 self._write_beat()
             self._beat.wait(self.poll_interval)
             self._beat.clear()
-            self._stopping.wait(_MIN_BEAT_GAP)  # a busy loop claims many tasks a second: not one write each
+            self._stopping.wait(_MIN_BEAT_GAP)
 
     # -- control -----------------------------------------------------------------------------------
     def superseded(self) -> bool:
@@ -188,7 +190,10 @@ class ServiceLoop:
         ran = {"worker": self.worker, "pid": os.getpid(), "incarnation": self.incarnation, "started": started}
         try:
             results = self._run(job, partitions)
-            save_results(self.paths, name, results)
+            if self._last_of_submission(name):  # this loop reduces: its own results need no file
+                self._held = {name: results}
+            else:
+                save_results(self.paths, name, results)
             finished = time.time()
             publish(self.paths, path, "done", {**record, **ran, "finished": finished, "seconds": finished - started,
                                                "partitions": [label for label, _, _ in results]})
@@ -197,7 +202,17 @@ class ServiceLoop:
         finally:
             self.state, self.task = "running", None
             self.tasks_done += 1
-        finish_submission(self.paths, submission_of(name), reduce=self._reduce)
+        try:
+            finish_submission(self.paths, submission_of(name), reduce=self._reduce)
+        finally:
+            self._held = {}
+
+    def _last_of_submission(self, name: str) -> bool:
+        """Every other task of this task's submission is done or failed already."""
+        record = read_submission(self.paths, submission_of(name))
+        others = [t for t in (record or {}).get("tasks", [name]) if t != name]
+        return record is not None and all((self.paths.done / f"{t}.json").exists() or
+                                          (self.paths.failed / f"{t}.json").exists() for t in others)
 
     def _app_worker(self, job: Job) -> Any:
         key = json.dumps([job.worker_ref, job.mode, job.args, job.data_in, job.data_out, job.cython_path],
@@ -232,7 +247,7 @@ class ServiceLoop:
         submission's own folder under data_out (what ``work_done`` writes beside it goes there too)."""
         folder = output_dir(submission["job"]["data_out"], submission["id"])
         job = Job(**{**submission["job"], "data_out": str(folder)})
-        info = reduce_results(job, *load_results(self.paths, submission["tasks"]))
+        info = reduce_results(job, *load_results(self.paths, submission["tasks"], self._held))
         if info.get("output"):
             atomic_write_text(self.paths.last_output, json.dumps(
                 {"output": info["output"], "mode": job.mode, "time": time.time(), "submission": submission["id"]}),

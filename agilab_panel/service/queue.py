@@ -350,8 +350,12 @@ def save_results(paths: ServicePaths, task: str, results: list[tuple[str, Any, f
     return path
 
 
-def load_results(paths: ServicePaths, tasks: Sequence[str]) -> list[list[tuple[str, Any, float]]]:
-    return [pickle.loads((paths.results / submission_of(t) / f"{t}.pkl").read_bytes()) for t in tasks]
+def load_results(paths: ServicePaths, tasks: Sequence[str],
+                 held: Mapping[str, list[tuple[str, Any, float]]] | None = None) -> list[list[tuple[str, Any, float]]]:
+    """Each task's partition results: from ``held`` (the caller's own, in memory), else from its file."""
+    held = held or {}
+    return [held[t] if t in held else pickle.loads((paths.results / submission_of(t) / f"{t}.pkl").read_bytes())
+            for t in tasks]
 
 
 def _first_error(paths: ServicePaths, task: str) -> str:
