@@ -94,7 +94,7 @@ def _pyx_list(value: Any) -> str | None:
     return None
 
 
-# key -> (required, check, what it is): the one table of [tool.agilab], shown by docs/APPS.md too.
+# key -> (required, check, what it is): the one table of [tool.agilab] (docs/APPS.md lists the same keys).
 TOOL_KEYS: dict[str, tuple[bool, Callable[[Any], str | None], str]] = {
     "args": (True, _ref, "the args class, a param.Parameterized"),
     "manager": (True, _ref, "the manager class (builds the partitions)"),
@@ -164,7 +164,7 @@ def check_name(name: str, apps_paths: list[Path] | None = None, folder: Path | N
 
 
 class _Checker:
-    """Collects the problems of one app folder; ``add`` records one, ``line`` finds a key's line."""
+    """Collects the problems of one app folder; ``add`` records one, ``toml`` reads a file (or says why not)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agilab_panel.appcheck import check_app, check_name
+from agilab_panel.appcheck import TOOL_KEYS, check_app, check_name
 from agilab_panel.apps import builtin_apps_path
 from agilab_panel.scaffold import new_app
 
@@ -122,3 +122,10 @@ def test_command_line_prints_every_problem_and_exits_non_zero(tmp_path: Path) ->
     good = subprocess.run([sys.executable, "-m", "agilab_panel.cli", "check-app", "--app", "minimal_app"],
                           capture_output=True, text=True, timeout=300)
     assert good.returncode == 0 and "fulfils the contract" in good.stdout
+
+
+def test_the_documented_keys_are_the_checked_keys() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "APPS.md").read_text(encoding="utf-8")
+    table = docs.split("## `[tool.agilab]`")[1].split("\n\n")[1]
+    documented = [row.split("`")[1] for row in table.splitlines()[2:]]
+    assert documented == list(TOOL_KEYS)
