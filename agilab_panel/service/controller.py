@@ -395,7 +395,8 @@ async def _evaluate(client: Any, state: ServiceState, paths: q.ServicePaths,
         state.futures = futures
     loops = []
     for slot, s in state.slots.items():
-        connected = None if client is None else (names.get(slot) == s.address if s.address else slot in names)
+        # by address: a cluster someone else started names its workers its own way
+        connected = None if client is None else (s.address in names.values() if s.address else slot in names)
         loops.append(LoopInfo(worker=slot, incarnation=s.incarnation, started=s.started,
                               future_state=futures.get(slot, "unknown"), connected=connected, address=s.address))
     return evaluate(loops, read_heartbeats(paths.heartbeats), config.heartbeat_timeout)
@@ -447,8 +448,7 @@ async def _restart(client: Any, state: ServiceState, paths: q.ServicePaths, conf
     """A new loop for an unhealthy slot; a dead or hung worker process is replaced first."""
     slot, reason = row["worker"], row["reason"]
     s = state.slots[slot]
-    names = await _identity(client)
-    gone = names.get(slot) != s.address
+    gone = s.address not in (await _identity(client)).values()
     hung = reason.startswith("stale-heartbeat") and not gone
     if (gone or hung) and not _own(state):
         raise ServiceError(f"worker {slot} of the external cluster {state.scheduler} is gone or stuck: restart it there")

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -197,3 +198,38 @@ async def test_waiting_on_a_submission_restarts_a_loop_that_died_meanwhile(fault
     (restart,) = read_state(paths).restarts
     assert restart["worker"] == beat["worker"] and restart["reason"].startswith("stale-heartbeat(")
     assert json.loads((paths.done / f"{beat['task']}.json").read_text())["attempts"] == 1
+
+
+async def test_a_service_on_a_scheduler_someone_else_started_leaves_its_processes_running(minimal: AgiEnv,
+                                                                                          tmp_path: Path) -> None:
+    from agilab_panel.install import worker_python
+
+    env = minimal
+    paths = q.ServicePaths.of(env.share, env.app)
+    python = str(worker_python(env))
+    sched_file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([python, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)], **quiet)]
+    try:
+        procs += [subprocess.Popen([python, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file),
+                                    "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1", "--no-dashboard"], **quiet)
+                  for _ in range(2)]
+        await until(sched_file.exists, "the scheduler file")
+        address = json.loads(sched_file.read_text())["address"].removeprefix("tcp://")
+        started = await AGI.serve(env, "start", scheduler=address, workers=WORKERS)
+        assert started["status"] == "running" and "(connected)" in started["message"], started["message"]
+        assert read_state(paths).external is True
+        record = await AGI.wait_submission(env, await AGI.submit(env, partitions=2, size=10), timeout=120)
+        assert record["status"] == "done"
+        status = await AGI.serve(env, "status")
+        assert status["status"] == "running" and status["health"]["workers_restarted"] == []
+        stopped = await AGI.serve(env, "stop")
+        assert stopped["status"] == "stopped" and "keep running" in stopped["message"]
+        beats = read_heartbeats(paths.heartbeats)
+        assert sorted(beats) == SLOTS and {b["state"] for b in beats.values()} == {"stopped"}
+        assert all(p.poll() is None for p in procs)  # someone else's processes: never signalled
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
