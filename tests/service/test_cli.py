@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -136,6 +138,15 @@ def test_a_service_started_checked_fed_and_stopped_from_fresh_processes(installe
         up = {f.name: f for f in text_string_to_metric_families(probe.stdout)}["agilab_service_up"]
         assert up.samples[0].value == 1
         assert set(service_processes(cluster_dir)) == pids  # checking restarted nothing
+
+        victim = read_state(paths).slots["127.0.0.1-1"].pid
+        os.kill(victim, signal.SIGKILL)
+        psutil.Process(victim).wait(30)  # our grandchild no more: the command that started it has exited
+        status = _cli(dirs, "service", "status", *app, "--json")
+        health = json.loads(status.stdout)["health"]
+        assert health["workers_restarted"] == ["127.0.0.1-1"], status.stdout + status.stderr
+        respawned = read_state(paths).slots["127.0.0.1-1"].pid
+        assert respawned != victim and respawned in service_processes(cluster_dir)
 
         stop = _cli(dirs, "service", "stop", *app, "--json")
         assert stop.returncode == 0 and json.loads(stop.stdout)["not_stopped"] == {}, stop.stdout + stop.stderr
