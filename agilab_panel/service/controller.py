@@ -84,11 +84,12 @@ async def serve(env: AgiEnv, action: str = "start", *, scheduler: str | None = N
     config = with_overrides(settings, {**kept, **options})
     target = health_path(env.share, env.app, config.health_output_path)  # an escape is refused before anything
     bus = events or EventBus()
+    launch = _launch_inputs(env, workers, scheduler) if action == "start" else None  # bad input: before any file
     paths.root.mkdir(parents=True, exist_ok=True)
     async with _locked(paths):
         paths.ensure()
         if action == "start":
-            outcome = await _start(env, AppSettings(env), config, paths, workers, scheduler, bus)
+            outcome = await _start(env, launch, config, paths, bus)
         elif action == "stop":
             outcome = await _stop(env, config, paths)
         else:
@@ -321,10 +322,30 @@ def _payload(env: AgiEnv, config: ServiceSettings, paths: q.ServicePaths, outcom
 
 
 # -- start -------------------------------------------------------------------------------------------
-async def _start(env: AgiEnv, settings: AppSettings, config: ServiceSettings, paths: q.ServicePaths,
-                 workers: Mapping[str, int] | None, scheduler: str | None, bus: EventBus) -> _Outcome:
+@dataclass
+class _Launch:
+    settings: AppSettings
+    inputs: Any  # RunInputs: the worker map and scheduler, checked
+    python: Path
+    cython_path: Path
+
+
+def _launch_inputs(env: AgiEnv, workers: Mapping[str, int] | None, scheduler: str | None) -> _Launch:
+    """What a start needs, checked: the worker map, the scheduler address, an installed worker environment."""
     from ..install import NotInstalledError, cython_path, worker_python
 
+    settings = AppSettings(env)
+    inputs = resolve_inputs(env, None, workers, scheduler, settings=settings)
+    try:
+        python = worker_python(env)
+    except NotInstalledError as exc:
+        raise ServiceError(str(exc)) from exc
+    return _Launch(settings, inputs, python, cython_path(env))
+
+
+async def _start(env: AgiEnv, launch: _Launch, config: ServiceSettings, paths: q.ServicePaths,
+                 bus: EventBus) -> _Outcome:
+    settings, inputs, python, cy = launch.settings, launch.inputs, launch.python, launch.cython_path
     state = read_state(paths)
     if state is not None:
         if scheduler_reachable(state.scheduler.removeprefix("tcp://"), timeout=2.0):
@@ -334,16 +355,10 @@ async def _start(env: AgiEnv, settings: AppSettings, config: ServiceSettings, pa
             outcome.details["started"] = False
             return outcome
         await _clear_stale(paths, state, config)
-    inputs = resolve_inputs(env, None, workers, scheduler, settings=settings)
-    try:
-        python = worker_python(env)
-    except NotInstalledError as exc:
-        raise ServiceError(str(exc)) from exc
     paths.stop_flag.unlink(missing_ok=True)
     for slot in slot_ids(inputs.workers):  # what the loops of a stopped service left: a new service starts afresh
         paths.heartbeat_file(slot).unlink(missing_ok=True)
         paths.slot_control(slot).unlink(missing_ok=True)
-    cy = cython_path(env)
     cluster = ServiceCluster(env, python, inputs.workers, scheduler=inputs.scheduler, cython_path=cy, persistent=True)
     cluster.bus = bus
     how = await cluster.start()

@@ -156,3 +156,12 @@ def test_a_state_file_that_cannot_be_read_is_named_and_left_as_it_is(agilab_dirs
     assert capsys.readouterr().err.startswith(f"error: service state file {state} cannot be read")
     assert state.read_text() == '{"schema": "agi.service.state.v1", "app": '
     assert sorted(p.name for p in state.parent.iterdir()) == ["service.json"]
+
+
+async def test_a_start_with_bad_input_or_no_install_writes_nothing(agilab_dirs) -> None:
+    env = AgiEnv("minimal_app", verbose=0)
+    with pytest.raises(ValueError, match="slots"):
+        await AGI.serve(env, "start", workers={"127.0.0.1": 0})
+    with pytest.raises(RuntimeError, match="not installed"):
+        await AGI.serve(env, "start", workers={"127.0.0.1": 2})
+    assert not (agilab_dirs["AGI_CLUSTER_SHARE"] / "service").exists()
