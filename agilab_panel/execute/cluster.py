@@ -116,6 +116,7 @@ class WorkerCluster:
         self._tails: list[_Tail] = []
         self._tail_task: asyncio.Task | None = None
         self._dir_fd: int | None = None
+        self.stale = False  # a failed or cancelled run left tasks running in the workers
         self.dir = env.log_dir / "cluster" / (time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex())
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -302,7 +303,7 @@ class WorkerCluster:
             self.bus.emit(event)
 
     def alive(self) -> bool:
-        if self.client is None or self.client.status != "running":
+        if self.stale or self.client is None or self.client.status != "running":
             return False
         if self.scheduler is not None and self.scheduler.status.name != "running":
             return False

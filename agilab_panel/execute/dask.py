@@ -88,6 +88,9 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
     except BaseException:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.cancel(futures), 5)
+        if any(s.status not in ("done", "failed") for s in statuses.values()):
+            # Cancelling a future does not stop a task a worker thread runs: the cluster is not fit for another run
+            cluster.stale = True
         raise
     finally:
         watch.cancel()

@@ -15,6 +15,7 @@ import pytest
 
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
 from agilab_panel.events import PartitionEvent
+from agilab_panel.execute.result import RunError
 from agilab_panel.execute import rundirs
 from proctable import running, until, zombies_below
 
@@ -98,5 +99,29 @@ async def test_a_cancelled_cluster_run_stops_the_partitions_its_workers_run(inst
         # Dask cannot interrupt a running task: the workers running the cancelled partitions are stopped
         assert await until(lambda: running(workers) == set())
         assert zombies_below(os.getpid()) == []
+    finally:
+        await AGI.shutdown()
+
+
+async def test_a_failed_cluster_run_does_not_leave_partitions_running_in_a_kept_cluster(installed, use_home):
+    use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    workers = {"127.0.0.1": 2}
+    try:
+        await AGI.run(env, RunRequest(params={"partitions": 2}, workers=workers, mode=AGI.DASK_MODE),
+                      events=EventBus(), keep_cluster=True)
+        warm = {p.pid for p in me.children(recursive=True)} - before
+        assert len(warm) == 2
+        failing = RunRequest(params={"partitions": 4, "fail_on": 0, "seconds": 120.0}, workers=workers, mode=AGI.DASK_MODE)
+        with pytest.raises(RunError) as info:
+            await AGI.run(env, failing, events=EventBus(), keep_cluster=True)
+        assert info.value.partition == "part-0"
+        # the other worker was running a partition nobody waits for: that cluster is not kept
+        assert await until(lambda: running(warm) == set())
+        result = await AGI.run(env, RunRequest(params={"partitions": 2}, workers=workers, mode=AGI.DASK_MODE),
+                               events=EventBus(), keep_cluster=True)
+        assert result.cluster == "started" and result.rows == 2
     finally:
         await AGI.shutdown()

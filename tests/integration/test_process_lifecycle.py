@@ -197,3 +197,43 @@ async def test_a_failed_pool_run_stops_the_partitions_still_running_or_waiting(i
         assert await until(lambda: len(running(run)) <= (1 if warm else 0))  # at most the warm runner
     finally:
         await AGI.shutdown()
+
+
+async def test_a_launch_cancelled_before_its_reply_ends_the_run_it_asked_for(installed, use_home, tmp_path):
+    """The warm runner forks the run after the request is sent; a caller cancelled before the reply
+    never learns its pid, so the run must be ended for it (and the reply must not go to the next caller)."""
+    from agilab_panel.distrib import resolve_inputs
+    from agilab_panel.execute.common import make_job
+    from agilab_panel.execute.local import _reader, warm_runner
+    from agilab_panel.install import worker_python
+
+    env = _env(installed, use_home)
+    jobs = []
+    for seconds in (120.0, 0.0):
+        plan = await AGI.get_distrib(env, workers={"127.0.0.1": 1}, events=EventBus(), save=False,
+                                     partitions=1, seconds=seconds)
+        inputs = resolve_inputs(env, {"partitions": 1, "seconds": seconds}, {"127.0.0.1": 1})
+        path = tmp_path / f"job-{len(jobs)}.json"
+        path.write_text(make_job(env, plan, 0, inputs.data_in, inputs.data_out, None).to_json())
+        jobs.append(str(path))
+    try:
+        zygote = await warm_runner(worker_python(env), env.spec.worker_ref, None, str(env.spec.src_path), tmp_path)
+        pipes = [os.pipe() for _ in range(6)]
+        slow = asyncio.create_task(zygote.launch(jobs[0], [w for _, w in pipes[:3]]))
+        await asyncio.sleep(0)  # the request is sent; the reply has not been read
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        for _, w in pipes[:3]:
+            os.close(w)
+        # end of file on the cancelled run's stdout: every process that could write to it has ended
+        stdout = await _reader(pipes[0][0])
+        assert await asyncio.wait_for(stdout.read(), 60) == b""
+        pid = await zygote.launch(jobs[1], [w for _, w in pipes[3:]])
+        for _, w in pipes[3:]:
+            os.close(w)
+        assert await zygote.wait(pid) == 0  # the reply and the exit of its own run, not of the cancelled one
+        for r, _ in pipes[1:]:
+            os.close(r)
+    finally:
+        await AGI.shutdown()
