@@ -178,7 +178,7 @@ def _server(pages: Any, names: list[str], start: bool, **options: Any) -> Any:
     from panel.io.server import get_server
 
     server = get_server(pages, start=False, **options)
-    guard_hosts(server._tornado, names)
+    guard_hosts(server._tornado, names)  # Bokeh's server keeps its tornado Application there (Panel reads it too)
     if start:
         server.start()
         server.io_loop.start()

@@ -148,3 +148,30 @@ def test_oauth_guest_access_is_refused_beyond_loopback(guests):
     with pytest.raises(ValueError, match="let visitors in without a login"):
         serve(address="0.0.0.0", port=port, oauth_provider="github", **guests)
     assert not [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+
+
+def test_a_server_started_in_a_thread_checks_the_host_too():
+    import http.client
+
+    from agilab_panel.ui.serve import serve
+
+    port = free_port()
+    thread = serve(port=port, threaded=True)
+    try:
+        statuses = {}
+        for host in ("127.0.0.1", "rebind.example"):
+            for _ in range(600):  # until it listens
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                try:
+                    conn.request("GET", "/", headers={"Host": f"{host}:{port}"})
+                    statuses[host] = conn.getresponse().status
+                    break
+                except ConnectionRefusedError:
+                    thread.join(0.1)
+                finally:
+                    conn.close()
+        assert statuses == {"127.0.0.1": 200, "rebind.example": 403}
+    finally:
+        thread.stop()
+        thread.join(30)
+    assert not thread.is_alive()
