@@ -16,7 +16,8 @@ from .plan import PlanError, WorkPlan, build_plan
 from .prepare import locked_prepare, run_interruptible
 from .settings import AppSettings, args_to_dict, make_args
 
-__all__ = ["RunInputs", "resolve_inputs", "build_distribution", "plan_for_run", "save_plan", "load_plan", "read_plan"]
+__all__ = ["RunInputs", "resolve_inputs", "build_distribution", "prepare_inputs", "plan_for_run", "save_plan",
+           "load_plan", "read_plan"]
 
 
 @dataclass
@@ -81,6 +82,13 @@ async def build_distribution(env: AgiEnv, inputs: RunInputs, bus: EventBus | Non
     return plan
 
 
+async def prepare_inputs(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = None) -> None:
+    """Prepare the inputs a saved plan reads (apps regenerate what is missing); stops when the caller is
+    cancelled, and waits while another prepare of the same inputs runs."""
+    manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
+    await run_interruptible(partial(locked_prepare, manager, inputs.data_in, bus, env.app, False))
+
+
 def save_plan(env: AgiEnv, plan: WorkPlan) -> Path:
     """Save ``plan``; a saved plan that cannot be read (edited by hand, say) is kept beside it, not lost."""
     if read_plan(env)[1] is not None:
@@ -110,8 +118,7 @@ async def plan_for_run(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = No
         reason = saved.mismatch(inputs.args_dict, inputs.workers, str(inputs.data_in))
         if reason is None:
             note = "using the saved work plan" + (" (edited)" if saved.edited else "")
-            manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
-            await run_interruptible(partial(locked_prepare, manager, inputs.data_in, bus, env.app, False))
+            await prepare_inputs(env, inputs, bus)
             return saved, "saved", note
         note = f"rebuilt the work plan: {reason}"
         source = "rebuilt"

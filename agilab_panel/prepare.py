@@ -28,7 +28,10 @@ STOP_GRACE = 30.0  # seconds a cancel waits for the work to reach a Python instr
 
 
 class PrepareCancelled(BaseException):
-    """Raised inside a prepare thread whose caller was cancelled (a BaseException: ``except Exception`` lets it through)."""
+    """Raised inside a prepare thread whose caller was cancelled.
+
+    A BaseException, so an app's ``except Exception`` lets it through.
+    """
 
 
 def _raise_in(thread: threading.Thread) -> None:

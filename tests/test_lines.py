@@ -8,7 +8,8 @@ from agilab_panel.events import EventBus
 from agilab_panel.execute.cluster import _Tail
 from agilab_panel.execute.common import MAX_LINE, read_lines
 
-SCRIPT = "import sys; sys.stdout.write('a' * 100_000 + '\\n' + 'é中🙂' * 400_000 + '\\n\\n' + 'tail'); sys.stdout.flush()"
+SCRIPT = ("import sys; sys.stdout.write('a' * 100_000 + '\\n' + 'é中🙂' * 400_000 + '\\n\\n' + 'tail'); "
+          "sys.stdout.flush()")
 
 
 async def test_lines_past_the_pipe_reader_limit_arrive_whole_or_in_pieces_cut_between_characters():

@@ -180,6 +180,7 @@ def _failure(job: Job, code: int, statuses: dict[str, PartitionStatus], error: d
         return RunError(why, partition=status.label, worker=status.worker, details=text)
     if dead:  # a pool process died between partitions
         worker, exit_code = next(iter(dead.items()))
-        return RunError(f"worker {worker} of the {job.app} run died ({exit_text(exit_code)})", worker=worker, details=text)
+        return RunError(f"worker {worker} of the {job.app} run died ({exit_text(exit_code)})", worker=worker,
+                        details=text)
     summary = text.splitlines()[0] if text else f"the worker process ended ({exit_text(code)})"
     return RunError(f"run of {job.app} failed on localhost: {summary}", worker="localhost", details=text)

@@ -29,7 +29,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .. import modes
-from ..distrib import build_distribution, load_plan, resolve_inputs
+from ..distrib import build_distribution, load_plan, prepare_inputs, resolve_inputs
 from ..env import AgiEnv
 from ..events import EventBus
 from ..execute.cluster import START_TIMEOUT, scheduler_reachable
@@ -120,8 +120,7 @@ async def submit(env: AgiEnv, args: Mapping[str, Any], *, events: EventBus | Non
     saved = load_plan(env)
     if saved is not None and saved.mismatch(inputs.args_dict, inputs.workers, str(inputs.data_in)) is None:
         plan = saved  # the saved (maybe edited) plan still fits: honour it, as RUN does
-        manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
-        await asyncio.to_thread(manager.prepare)
+        await prepare_inputs(env, inputs, events)
     else:
         plan = await build_distribution(env, inputs, events)
     job = make_job(env, plan, state.mode, inputs.data_in, inputs.data_out,

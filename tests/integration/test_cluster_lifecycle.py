@@ -34,6 +34,10 @@ sys.stdin.read()
 
 
 
+def _started(bus: EventBus) -> list[str]:
+    return [e.label for e in bus.history if isinstance(e, PartitionEvent) and e.state == "started"]
+
+
 async def test_processes_that_end_on_their_own_are_not_left_zombies(installed, use_home):
     use_home(installed("minimal_app"))
     env = AgiEnv("minimal_app", verbose=0)
@@ -90,7 +94,7 @@ async def test_a_cancelled_cluster_run_stops_the_partitions_its_workers_run(inst
     request = RunRequest(params={"partitions": 2, "seconds": 120.0}, workers={"127.0.0.1": 2}, mode=AGI.DASK_MODE)
     task = asyncio.create_task(AGI.run(env, request, events=bus, keep_cluster=True))
     try:
-        assert await until(lambda: sum(isinstance(e, PartitionEvent) and e.state == "started" for e in bus.history) == 2)
+        assert await until(lambda: len(_started(bus)) == 2)
         workers = {p.pid for p in me.children(recursive=True)} - before
         assert len(workers) == 2
         task.cancel()
@@ -114,7 +118,8 @@ async def test_a_failed_cluster_run_does_not_leave_partitions_running_in_a_kept_
                       events=EventBus(), keep_cluster=True)
         warm = {p.pid for p in me.children(recursive=True)} - before
         assert len(warm) == 2
-        failing = RunRequest(params={"partitions": 4, "fail_on": 0, "seconds": 120.0}, workers=workers, mode=AGI.DASK_MODE)
+        failing = RunRequest(params={"partitions": 4, "fail_on": 0, "seconds": 120.0}, workers=workers,
+                             mode=AGI.DASK_MODE)
         with pytest.raises(RunError) as info:
             await AGI.run(env, failing, events=EventBus(), keep_cluster=True)
         assert info.value.partition == "part-0"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from pathlib import Path
 
@@ -66,3 +67,32 @@ async def test_two_prepares_of_the_same_inputs_take_turns(agilab_dirs):
     assert any("another prepare" in line.text for line in second_bus.logs())
     assert (data_in / "manifest.txt").read_text() == "10 files, 0.0 s each"
     assert len(_inputs(data_in)) == 10
+
+
+async def test_cancelling_a_service_submission_stops_the_app_preparing_its_inputs(installed, use_home):
+    from agilab_panel.service import queue as q
+    from agilab_panel.service.state import read_state
+
+    use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    data_in = env.share / "faulty_app" / "data_in"
+    params = {"partitions": 2, "prepare_files": 500, "prepare_seconds": 0.02}
+    workers = {"127.0.0.1": 2}
+    assert read_state(q.ServicePaths.of(env.share, env.app)) is None
+    started = await AGI.serve(env, "start", workers=workers)
+    assert started["started"] is True, started["message"]
+    try:
+        # a saved plan for these args, whose inputs are then lost: the submission prepares them again
+        await AGI.get_distrib(env, workers=workers, events=EventBus(), **params)
+        shutil.rmtree(data_in)
+        task = asyncio.create_task(AGI.submit(env, events=EventBus(), **params))
+        assert await until(lambda: len(_inputs(data_in)) >= 3 and not (data_in / "manifest.txt").exists())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _prepare_threads() == []
+        written = _inputs(data_in)
+        await asyncio.sleep(25 * params["prepare_seconds"])
+        assert _inputs(data_in) == written and len(written) < params["prepare_files"]
+    finally:
+        await AGI.serve(env, "stop", stop_timeout=5)

@@ -28,7 +28,8 @@ WORKERS = {"127.0.0.1": 2}
 
 
 def _faulty_worker_module():
-    spec = importlib.util.spec_from_file_location("faulty_worker", FAULTY_APPS / "faulty_app" / "src" / "faulty_app" / "worker.py")
+    path = FAULTY_APPS / "faulty_app" / "src" / "faulty_app" / "worker.py"
+    spec = importlib.util.spec_from_file_location("faulty_worker", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
