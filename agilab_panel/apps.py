@@ -97,10 +97,14 @@ def load_app(path: Path) -> AppSpec:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise AppError(f"{pyproject}: {exc}") from exc
-    tool = data.get("tool", {}).get("agilab")
+    tools = data.get("tool", {})
+    tool = tools.get("agilab") if isinstance(tools, dict) else None
     if not isinstance(tool, dict):
         raise AppError(f"{pyproject} has no [tool.agilab] table")
     project = data.get("project", {})
+    dependencies = project.get("dependencies", []) if isinstance(project, dict) else None
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        raise AppError(f"{pyproject}: [project] dependencies must be a list of requirement strings, not {dependencies!r}")
     name = path.name
     module = tool.get("module", name.replace("-", "_"))
     missing = [key for key in ("args", "manager", "worker") if key not in tool]
@@ -126,7 +130,7 @@ def load_app(path: Path) -> AppSpec:
         args_ref=tool["args"],
         manager_ref=tool["manager"],
         worker_ref=tool["worker"],
-        dependencies=tuple(project.get("dependencies", ())),
+        dependencies=tuple(dependencies),
         cython=tuple(tool.get("cython", ())),
         rapids=bool(tool.get("rapids", False)),
         pool_backend=backend,

@@ -167,3 +167,15 @@ def test_an_output_the_engine_writes_is_accepted(extra_apps, output):
     text = "\n".join(ln for ln in pyproject.read_text().splitlines() if not ln.startswith("output = "))
     pyproject.write_text(text.replace("[tool.agilab]\n", f'[tool.agilab]\noutput = "{output}"\n'))
     assert AgiEnv("tiny_app", apps_path=extra_apps).spec.output == output
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("dependencies = [", 'dependencies = "pandas"\nold_dependencies = [', r"\[project\] dependencies must be a list"),
+    ("[project]", 'project = "x"\n[old_project]', r"\[project\] dependencies must be a list"),
+    (None, 'tool = 3  # no [tool.agilab] table here\n', r"has no \[tool.agilab\] table"),
+])
+def test_a_pyproject_of_the_wrong_shape_is_an_app_error(extra_apps, old, new, message):
+    pyproject = extra_apps / "tiny_app" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(old, new, 1) if old else new)
+    with pytest.raises(AppError, match=message):
+        AgiEnv("tiny_app", apps_path=extra_apps)
