@@ -68,8 +68,11 @@ def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]])
         _log({"label": partition["label"], "slot": slot, "state": "done", "seconds": seconds, "time": time.time()}, dask_worker)
         return partition["label"], result, seconds
 
-    with ThreadPoolExecutor(max_workers=max(1, job.pool_size)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, job.pool_size))
+    try:
         return list(pool.map(one, partitions))
+    finally:  # a failed partition fails the task now, not after the partitions queued behind it
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def reduce_results(job: Job, *results: Any) -> dict[str, Any]:

@@ -130,3 +130,18 @@ async def test_a_failed_cluster_run_does_not_leave_partitions_running_in_a_kept_
         assert result.cluster == "started" and result.rows == 2
     finally:
         await AGI.shutdown()
+
+
+async def test_a_failed_partition_of_a_pooled_cluster_run_ends_its_task_at_once(installed, use_home):
+    use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    bus = EventBus()
+    request = RunRequest(params={"partitions": 4, "fail_on": 0, "seconds": 30.0}, workers={"127.0.0.1": 1},
+                         mode=AGI.DASK_MODE | AGI.POOL_MODE)
+    try:
+        with pytest.raises(RunError) as info:
+            await AGI.run(env, request, events=bus, keep_cluster=True)
+    finally:
+        await AGI.shutdown()
+    assert info.value.partition == "part-0"
+    assert _started(bus) == ["part-0"]  # the partitions queued behind it on the slot never started
