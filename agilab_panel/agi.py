@@ -283,27 +283,55 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
 
 async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: RunRequest, bus: EventBus,
                      keep_cluster: bool, persistent: bool = False) -> BenchmarkResult:
+    """Time every mode the same way: one cluster for all, an untimed warm-up run of each mode (runner,
+    workers, app imports, prepared inputs and plan), then ``request.repeats`` rounds over the modes in turn."""
     from .benchmark import write_benchmark
     from .install import NotInstalledError, cython_path, worker_python
 
+    started = time.perf_counter()
     try:
         python = worker_python(env)
     except NotInstalledError as exc:
         raise RunError(str(exc)) from exc
-    runs: list[RunResult] = []
     errors: dict[int, str] = {}
-    if any(m & modes.DASK_MODE for m in chosen):  # start-up is paid once, outside the timings
-        cluster, how = await cluster_pool.acquire(env, python, inputs.workers, scheduler=inputs.scheduler,
-                                                  cython_path=cython_path(env), bus=bus, persistent=persistent)
-        bus.log(f"benchmark: Dask cluster {how} at {cluster.address}", source="run")
-    for mode in chosen:
+    live = list(chosen)
+
+    async def attempt(mode: int) -> RunResult | None:
         try:
-            runs.append(await _run_mode(env, inputs, mode, request, bus, keep_cluster=True, persistent=persistent))
+            return await _run_mode(env, inputs, mode, request, bus, keep_cluster=True, persistent=persistent)
         except RunError as exc:
             errors[mode] = str(exc)
+            live.remove(mode)
             bus.log(f"benchmark: {modes.mode_label(mode)} failed: {exc}", level="ERROR", source="run")
-    if not keep_cluster:  # what the benchmark started for itself ends with it
-        await AGI.shutdown(keep_persistent=True)
-    if not runs:
+            return None
+
+    best: dict[int, RunResult] = {}
+    timings: dict[int, list[float]] = {}
+    try:
+        if any(m & modes.DASK_MODE for m in chosen):  # start-up is paid once, outside the timings
+            cluster, how = await cluster_pool.acquire(env, python, inputs.workers, scheduler=inputs.scheduler,
+                                                      cython_path=cython_path(env), bus=bus, persistent=persistent)
+            bus.log(f"benchmark: Dask cluster {how} at {cluster.address}", source="run")
+        for mode in list(live):
+            bus.log(f"benchmark: warm-up run of {modes.mode_label(mode)} (not timed)", source="run")
+            await attempt(mode)
+        for _ in range(request.repeats):
+            for mode in list(live):
+                run = await attempt(mode)
+                if run is None:
+                    best.pop(mode, None)
+                    timings.pop(mode, None)
+                    continue
+                timings.setdefault(mode, []).append(run.seconds)
+                if mode not in best or run.seconds < best[mode].seconds:
+                    best[mode] = run
+    finally:
+        if not keep_cluster:  # what the benchmark started for itself ends with it
+            await AGI.shutdown(keep_persistent=True)
+    if not best:
         raise RunError("every benchmarked mode failed: " + "; ".join(f"{m}: {e}" for m, e in errors.items()))
-    return await asyncio.to_thread(write_benchmark, env.benchmark_path, env.app, runs, errors)
+    runs = [best[m] for m in chosen if m in best]
+    result = await asyncio.to_thread(write_benchmark, env.benchmark_path, env.app, runs, errors, timings,
+                                     time.perf_counter() - started, request.repeats)
+    bus.log(result.summary, source="run")
+    return result

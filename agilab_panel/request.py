@@ -11,9 +11,10 @@ from .hosts import parse_host_port, validate_workers
 from .modes import parse_mode
 from .paths import check_worker_path
 
-__all__ = ["RunRequest"]
+__all__ = ["DEFAULT_REPEATS", "RunRequest"]
 
 ModeSpec = int | str | list | tuple | None
+DEFAULT_REPEATS = 3  # timed runs per mode in a benchmark
 
 
 def _normalize_mode(mode: ModeSpec) -> int | tuple[int, ...] | None:
@@ -45,6 +46,7 @@ class RunRequest:
     rapids_enabled: bool = False
     workers_data_path: str | None = None
     verbose: int = 1
+    repeats: int = DEFAULT_REPEATS  # timed runs per benchmarked mode, after one untimed warm-up run of each
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, Mapping):
@@ -76,6 +78,8 @@ class RunRequest:
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if isinstance(self.verbose, bool) or not isinstance(self.verbose, int) or not 0 <= self.verbose <= 3:
             raise ValueError(f"verbose must be an int 0..3, got {self.verbose!r}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or not 1 <= self.repeats <= 100:
+            raise ValueError(f"repeats must be an int 1..100 (timed runs per benchmarked mode), got {self.repeats!r}")
 
     @property
     def is_benchmark(self) -> bool:
@@ -94,4 +98,5 @@ class RunRequest:
             "rapids_enabled": self.rapids_enabled,
             "workers_data_path": self.workers_data_path,
             "verbose": self.verbose,
+            "repeats": self.repeats,
         }

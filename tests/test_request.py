@@ -123,3 +123,9 @@ def test_to_dict_is_plain_data():
         "verbose": 1,
     }
     assert type(data["params"]) is dict and type(data["workers"]) is dict
+
+
+@pytest.mark.parametrize("repeats", [0, -1, 101, 2.5, True, "3"])
+def test_benchmark_repeats_outside_1_to_100_are_refused(repeats):
+    with pytest.raises(ValueError, match="repeats must be an int 1..100"):
+        RunRequest(mode=[0, 1], repeats=repeats)

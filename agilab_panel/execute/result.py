@@ -66,6 +66,10 @@ class BenchmarkResult:
     runs: list[RunResult]
     table: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str = ""
+    repeats: int = 1  # timed runs per mode; ``runs`` holds each mode's fastest
+    seconds: float = 0.0  # the whole benchmark, warm-up included
+    summary: str = ""  # "Benchmark: N modes in X s, fastest: <mode>"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"app": self.app, "path": self.path, "table": self.table, "runs": [r.to_dict() for r in self.runs]}
+        return {"app": self.app, "path": self.path, "table": self.table, "runs": [r.to_dict() for r in self.runs],
+                "repeats": self.repeats, "seconds": self.seconds, "summary": self.summary}
