@@ -111,12 +111,13 @@ async def _distrib(ns: argparse.Namespace) -> int:
 
 async def _run(ns: argparse.Namespace, modes: Any) -> int:
     from .agi import AGI
-    from .request import RunRequest
+    from .request import DEFAULT_REPEATS, RunRequest
 
     env = _env(ns)
     request = RunRequest(params=parse_set(ns.set), scheduler=ns.scheduler, workers=_workers(ns.workers), mode=modes,
                          rapids_enabled=getattr(ns, "rapids", False), verbose=ns.verbose, reset_target=ns.reset_target,
-                         data_in=ns.data_in, data_out=ns.data_out)
+                         data_in=ns.data_in, data_out=ns.data_out,
+                         repeats=DEFAULT_REPEATS if getattr(ns, "repeats", None) is None else ns.repeats)
     try:
         result = await AGI.run(env, request=request, events=_bus(ns), keep_cluster=True, detach_cluster=ns.keep_cluster)
     finally:
@@ -124,7 +125,7 @@ async def _run(ns: argparse.Namespace, modes: Any) -> int:
     if hasattr(result, "table"):
         rows = [f"{r['label']:<32} {r.get('seconds', float('nan')):>9.3f}s  x{r.get('speedup') or 0:.2f}  {r.get('error', '')}"
                 for r in result.table.values()]
-        _emit(ns, result.to_dict(), "\n".join(rows) + f"\nwritten {result.path}")
+        _emit(ns, result.to_dict(), "\n".join(rows) + f"\n{result.summary}\nwritten {result.path}")
     else:
         _emit(ns, result.to_dict(), f"{result.label}: {result.seconds:.3f}s, {result.rows} rows -> {result.output}")
     return 0
@@ -303,6 +304,8 @@ def _parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--modes", help="comma-separated modes (default: every mode the toggles enable)")
             p.add_argument("--rapids", action="store_true", help="include the rapids bit in the enabled modes")
+            p.add_argument("--repeats", type=int,
+                           help="timed runs per mode after one untimed warm-up run; the fastest is kept (default 3)")
         p.add_argument("--reset-target", action="store_true", help="empty data_out before running")
         p.add_argument("--keep-cluster", action="store_true", help="leave a started Dask cluster running for later runs")
         p.set_defaults(coro=_run)

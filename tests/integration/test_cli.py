@@ -37,10 +37,12 @@ def test_install_distrib_and_benchmark_from_the_shell(installed):
     plan = json.loads(distrib.stdout)
     assert len(plan["partitions"]) == 5 and set(plan["assignment"].values()) == {"127.0.0.1-0", "127.0.0.1-1"}
 
-    bench = _cli(dirs, "benchmark", "--app", "minimal_app", "--modes", "0,p", "--set", "partitions=5", "--json")
+    bench = _cli(dirs, "benchmark", "--app", "minimal_app", "--modes", "0,p", "--set", "partitions=5", "--repeats", "2",
+                 "--json")
     assert bench.returncode == 0, bench.stderr
     table = json.loads(bench.stdout)["table"]
     assert set(table) == {"0", "1"} and all(row["seconds"] > 0 for row in table.values())
+    assert [row["repeats"] for row in table.values()] == [2, 2]
     assert "0: python" in bench.stderr and "1: pool" in bench.stderr  # logs go to stderr, the JSON alone to stdout
 
 
@@ -56,6 +58,7 @@ def test_snippet_prints_runnable_code(installed):
     (["run", "--app", "minimal_app", "--workers", '{"127.0.0.1": 0}'], "positive"),
     (["run", "--app", "minimal_app", "--mode", "16"], "between 0 and 15"),
     (["distrib", "--app", "nope"], "unknown app"),
+    (["benchmark", "--app", "minimal_app", "--repeats", "0"], "repeats must be an int 1..100"),
 ])
 def test_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(agilab_dirs, args, text):
     proc = _cli(agilab_dirs, *args)
