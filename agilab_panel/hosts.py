@@ -16,6 +16,10 @@ __all__ = ["is_local_host", "is_loopback", "is_wildcard", "own_addresses", "vali
            "validate_workers", "slot_ids"]
 
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# Beyond these a worker map is a typo (an extra zero or two), not a cluster: refused before any plan
+# or slot list is built for it (a million slots took hundreds of MB before anything was checked).
+MAX_SLOTS_PER_HOST = 1024
+MAX_SLOTS = 100_000
 
 
 def validate_host(host: str) -> str:
@@ -78,7 +82,12 @@ def validate_workers(workers: object) -> dict[str, int]:
         validate_host(host)
         if isinstance(slots, bool) or not isinstance(slots, int) or slots <= 0:
             raise ValueError(f"workers[{host!r}] must be a positive int (worker slots), got {slots!r}")
+        if slots > MAX_SLOTS_PER_HOST:
+            raise ValueError(f"workers[{host!r}] = {slots:,} worker slots: at most {MAX_SLOTS_PER_HOST:,} per host")
         result[host] = slots
+    total = sum(result.values())
+    if total > MAX_SLOTS:
+        raise ValueError(f"workers: {total:,} worker slots over {len(result):,} hosts: at most {MAX_SLOTS:,} in all")
     return result
 
 

@@ -7,6 +7,7 @@ reuse an edited plan while it still matches and say why when it must rebuild.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import numbers
@@ -66,12 +67,14 @@ def _checked_partition(label: Any, weight: Any, payload: Any) -> Partition:
 
 
 def _greedy(weights: Sequence[float], slots: int) -> list[int]:
-    loads = [0.0] * slots
+    """Largest first, each to the least loaded slot (lowest index on ties): a heap keeps this
+    O(P log S), where scanning every slot per partition grew with partitions times slots."""
+    heap = [(0.0, s) for s in range(slots)]  # already a heap: equal loads, increasing index
     owner = [0] * len(weights)
     for i in sorted(range(len(weights)), key=lambda i: (-weights[i], i)):
-        s = min(range(slots), key=lambda s: (loads[s], s))
+        load, s = heap[0]
         owner[i] = s
-        loads[s] += weights[i]
+        heapq.heapreplace(heap, (load + weights[i], s))
     return owner
 
 
@@ -154,6 +157,11 @@ class WorkPlan:
                 return p
         raise PlanError(f"no partition labelled {label!r}")
 
+    def has_slot(self, slot: str) -> bool:
+        """Whether ``slot`` is one of this plan's slot ids, without listing them all."""
+        host, _, index = slot.rpartition("-")
+        return host in self.workers and index.isdigit() and str(int(index)) == index and int(index) < self.workers[host]
+
     def by_slot(self) -> dict[str, list[Partition]]:
         """Each slot's partitions, in plan order; empty slots included."""
         out: dict[str, list[Partition]] = {s: [] for s in self.slots}
@@ -182,7 +190,7 @@ class WorkPlan:
     def reassign(self, label: str, slot: str) -> None:
         """Move one partition to another worker slot."""
         self.partition(label)
-        if slot not in self.slots:
+        if not self.has_slot(slot):
             raise PlanError(f"no worker slot {slot!r}; slots are {', '.join(self.slots)}")
         if self.assignment[label] != slot:
             self.assignment[label] = slot
@@ -194,14 +202,10 @@ class WorkPlan:
 
     # -- persistence -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        tree = {
-            host: {
-                slot: [p.label for p in parts]
-                for slot, parts in self.by_slot().items()
-                if self.host_of(slot) == host
-            }
-            for host in self.workers
-        }
+        by_slot = self.by_slot()  # once: per host it made the tree grow with hosts squared
+        tree: dict[str, dict[str, list[str]]] = {host: {} for host in self.workers}
+        for slot, parts in by_slot.items():
+            tree[self.host_of(slot)][slot] = [p.label for p in parts]
         return {
             "schema": PLAN_SCHEMA,
             "app": self.app,
@@ -215,7 +219,7 @@ class WorkPlan:
             "partitions": [p.to_dict() for p in self.partitions],
             "assignment": dict(self.assignment),
             "tree": tree,
-            "loads": self.loads(),
+            "loads": {s: sum(p.weight for p in parts) for s, parts in by_slot.items()},
         }
 
     @classmethod
@@ -246,7 +250,7 @@ class WorkPlan:
             raise PlanError("partition labels must be unique")
         if set(self.assignment) != set(labels):
             raise PlanError("every partition must be assigned to exactly one worker slot")
-        bad = {s for s in self.assignment.values() if s not in self.slots}
+        bad = {s for s in self.assignment.values() if not self.has_slot(s)}
         if bad:
             raise PlanError(f"unknown worker slots {sorted(bad)}")
 

@@ -155,3 +155,14 @@ def test_every_interface_address_of_this_machine_is_local():
                  if a.family in (socket.AF_INET, socket.AF_INET6)}
     assert addresses <= own_addresses()
     assert all(is_local_host(a) for a in addresses)
+
+
+def test_absurd_slot_counts_are_refused_with_the_limit_they_pass():
+    from agilab_panel.hosts import MAX_SLOTS, MAX_SLOTS_PER_HOST
+
+    with pytest.raises(ValueError, match=r"^workers\['10.0.0.1'\] = 1,000,000 worker slots: at most 1,024 per host$"):
+        validate_workers({"10.0.0.1": 1_000_000})
+    many = {f"10.0.{i // 256}.{i % 256}": MAX_SLOTS_PER_HOST for i in range(MAX_SLOTS // MAX_SLOTS_PER_HOST + 1)}
+    with pytest.raises(ValueError, match=r"^workers: 100,352 worker slots over 98 hosts: at most 100,000 in all$"):
+        validate_workers(many)
+    assert sum(validate_workers({f"h{i}": 10 for i in range(MAX_SLOTS // 10)}).values()) == MAX_SLOTS

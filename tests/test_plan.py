@@ -309,3 +309,41 @@ def test_a_saved_plan_that_cannot_be_read_is_kept_when_a_new_one_replaces_it():
     AGI.save_plan(env, plan)
     backups = sorted(env.plan_path.parent.glob("distribution_tree.json.broken-*"))
     assert sorted(b.read_text() for b in backups) == sorted([broken, "[]"])
+
+
+def _greedy_by_scanning_every_slot(weights, slots):
+    """The balancing as first written (each partition scans every slot): the reference result."""
+    loads, owner = [0.0] * slots, [0] * len(weights)
+    for i in sorted(range(len(weights)), key=lambda i: (-weights[i], i)):
+        s = min(range(slots), key=lambda s: (loads[s], s))
+        owner[i], loads[s] = s, loads[s] + weights[i]
+    return owner
+
+
+def test_the_greedy_balance_gives_the_same_assignment_as_scanning_every_slot():
+    rng = random.Random(7)
+    for _ in range(300):
+        slots = rng.randint(1, 9)
+        weights = [rng.choice([0.0, 1.0, 2.0, rng.random() * 10]) for _ in range(rng.randint(EXACT_LIMIT + 1, 60))]
+        assert plan_module._greedy(weights, slots) == _greedy_by_scanning_every_slot(weights, slots)
+        assert balance(weights, slots) == _greedy_by_scanning_every_slot(weights, slots)
+
+
+def test_the_saved_tree_groups_each_host_slots_in_map_order():
+    workers = {"node-a": 2, "10.0.0.1": 1, "node-a-1": 2}  # a host name that ends like a slot id of another
+    parts = [Partition(f"p{i}", float(i % 4 + 1), {}) for i in range(20)]
+    plan = build_plan("demo", parts, workers, {})
+    data = plan.to_dict()
+    expected = {host: {slot: [p.label for p in plan.partitions if plan.assignment[p.label] == slot]
+                       for slot in plan.slots if slot.rsplit("-", 1)[0] == host} for host in workers}
+    assert data["tree"] == expected
+    assert list(data["loads"]) == plan.slots and data["loads"] == plan.loads()
+    assert WorkPlan.from_dict(data).assignment == plan.assignment
+
+
+@pytest.mark.parametrize("slot", ["node-a-2", "node-a-01", "node-a--1", "node-a-", "node-a-1-5", "10.0.0.1-x"])
+def test_slot_ids_that_are_not_in_the_map_are_refused(slot):
+    plan = build_plan("demo", [Partition("p0", 1.0, {})], {"node-a": 2, "10.0.0.1": 1, "node-a-1": 2}, {})
+    with pytest.raises(PlanError, match="no worker slot"):
+        plan.reassign("p0", slot)
+    assert plan.has_slot("node-a-1-1") and plan.has_slot("node-a-1") and plan.has_slot("10.0.0.1-0")

@@ -121,6 +121,7 @@ def test_to_dict_is_plain_data():
         "rapids_enabled": False,
         "workers_data_path": None,
         "verbose": 1,
+        "repeats": 3,
     }
     assert type(data["params"]) is dict and type(data["workers"]) is dict
 
