@@ -31,8 +31,8 @@ def zombies_below(pid: int) -> list[psutil.Process]:
     return found
 
 
-async def until(check: Callable[[], bool], tries: int = 600) -> bool:
-    """Poll ``check`` (a bounded number of times, 50 ms apart) until it holds; its last answer."""
+async def until(check: Callable[[], bool], tries: int = 2400) -> bool:
+    """Poll ``check`` 50 ms apart until it holds (a guard against hanging, two minutes at most); its last answer."""
     for _ in range(tries):
         if check():
             return True

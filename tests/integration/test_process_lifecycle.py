@@ -84,7 +84,7 @@ def test_a_cli_run_interrupted_or_killed_leaves_no_process(installed, use_home, 
     cli = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0)
     try:
         below: set[int] = set()
-        for _ in range(1200):  # the warm runner, the run, and its two pool processes
+        for _ in range(2400):  # the warm runner, the run, and its two pool processes
             below = {p.pid for p in psutil.Process(cli.pid).children(recursive=True)}
             if len(below) >= 4 or cli.poll() is not None:
                 break
@@ -97,7 +97,7 @@ def test_a_cli_run_interrupted_or_killed_leaves_no_process(installed, use_home, 
         _, err = cli.communicate(timeout=120)
         if how == "ctrl-c":
             assert cli.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
-        for _ in range(600):
+        for _ in range(2400):
             if not running(below):
                 break
             time.sleep(0.05)
