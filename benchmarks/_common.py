@@ -27,3 +27,24 @@ def timed(store: dict, key: str):
     start = time.perf_counter()
     yield
     store[key] = time.perf_counter() - start
+
+
+CLAIMS: list[str] = []
+
+
+def claim(text: str, measured: str, goal: str, met: bool) -> str:
+    """Record one claim line, ``claim: <what>: <measured> vs goal <goal>: met | NOT met``.
+
+    ``benchmarks/table.py`` builds the README's performance table from these lines alone, so the table
+    says what a script printed and nothing else. ``text`` names the claim and holds no ": ".
+    """
+    if ": " in text:
+        raise ValueError(f"claim name {text!r} must not hold ': '")
+    line = f"claim: {text}: {measured} vs goal {goal}: {'met' if met else 'NOT met'}"
+    CLAIMS.append(line)
+    return line
+
+
+def print_claims() -> None:
+    """The closing lines of a script: one per claim."""
+    print("\n".join(CLAIMS))
