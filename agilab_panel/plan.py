@@ -55,15 +55,33 @@ def _json_data(value: Any, what: str, *, text_fallback: bool = False) -> Any:
         raise PlanError(f"{what}: {exc}") from exc
 
 
-def _checked_partition(label: Any, weight: Any, payload: Any) -> Partition:
-    """A partition with a text label, a finite non-negative weight and a JSON payload, or a PlanError naming it."""
+def _check_fields(label: Any, weight: Any, payload: Any) -> None:
+    """A text label, a finite non-negative weight and a mapping payload, or a PlanError naming the partition."""
     if not isinstance(label, str) or not label:
         raise PlanError(f"partition label {label!r} must be a non-empty string")
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
         raise PlanError(f"partition {label!r} has weight {weight!r}: a weight must be a finite number, not negative")
     if not isinstance(payload, Mapping):
         raise PlanError(f"partition {label!r}: payload must be a mapping, not {type(payload).__name__}")
+
+
+def _checked_partition(label: Any, weight: Any, payload: Any) -> Partition:
+    """A partition with a text label, a finite non-negative weight and a JSON payload, or a PlanError naming it."""
+    _check_fields(label, weight, payload)
     return Partition(label, float(weight), _json_data(dict(payload), f"partition {label!r} payload"))
+
+
+def _checked_partitions(items: Sequence[tuple[Any, Any, Any]]) -> list[Partition]:
+    """``_checked_partition`` of each (label, weight, payload), with one JSON round trip for all the
+    payloads (one per partition cost more than the balancing); when it fails, each payload is checked
+    alone so that the error names the partition to blame."""
+    for item in items:
+        _check_fields(*item)
+    try:
+        payloads = _json_data([dict(payload) for _, _, payload in items], "partition payloads")
+    except PlanError:
+        return [_checked_partition(*item) for item in items]
+    return [Partition(label, float(weight), payload) for (label, weight, _), payload in zip(items, payloads)]
 
 
 def _greedy(weights: Sequence[float], slots: int) -> list[int]:
@@ -232,19 +250,20 @@ class WorkPlan:
             app=data["app"],
             workers=validate_workers(data["workers"]),
             args=dict(data["args"]),
-            partitions=[_checked_partition(p["label"], p["weight"], p.get("payload", {})) for p in data["partitions"]],
+            partitions=_checked_partitions([(p["label"], p["weight"], p.get("payload", {})) for p in data["partitions"]]),
             assignment=dict(data["assignment"]),
             edited=bool(data.get("edited", False)),
             created=float(data.get("created", time.time())),
             data_in=str(data.get("data_in", "")),
             data_out=str(data.get("data_out", "")),
         )
-        plan.validate()
+        plan.validate(partitions=False)  # each was checked as it was read
         return plan
 
-    def validate(self) -> None:
-        for p in self.partitions:
-            _checked_partition(p.label, p.weight, p.payload)
+    def validate(self, *, partitions: bool = True) -> None:
+        """Refuse a plan whose partitions (when ``partitions``) or assignment are not valid."""
+        if partitions:
+            _checked_partitions([(p.label, p.weight, p.payload) for p in self.partitions])
         labels = [p.label for p in self.partitions]
         if len(set(labels)) != len(labels):
             raise PlanError("partition labels must be unique")
@@ -279,7 +298,7 @@ def build_plan(
     """Balance ``partitions`` over the slots of ``workers``."""
     workers = validate_workers(workers)
     slots = slot_ids(workers)
-    partitions = [_checked_partition(p.label, p.weight, p.payload) for p in partitions]
+    partitions = _checked_partitions([(p.label, p.weight, p.payload) for p in partitions])
     labels = [p.label for p in partitions]
     if len(set(labels)) != len(labels):
         raise PlanError("partition labels must be unique")
