@@ -207,7 +207,8 @@ class WorkPlan:
     # -- edits -----------------------------------------------------------------------------------
     def reassign(self, label: str, slot: str) -> None:
         """Move one partition to another worker slot."""
-        self.partition(label)
+        if label not in self.assignment:  # a dict look-up: moving many partitions stays linear
+            raise PlanError(f"no partition labelled {label!r}")
         if not self.has_slot(slot):
             raise PlanError(f"no worker slot {slot!r}; slots are {', '.join(self.slots)}")
         if self.assignment[label] != slot:
