@@ -71,6 +71,24 @@ def _checked_partition(label: Any, weight: Any, payload: Any) -> Partition:
     return Partition(label, float(weight), _json_data(dict(payload), f"partition {label!r} payload"))
 
 
+_ENCODE = json.JSONEncoder(default=str).encode
+
+
+def _plan_text(data: Mapping[str, Any]) -> str:
+    """The plan as JSON with one entry of each top-level list or mapping per line (easy to edit by hand).
+
+    ``indent=2`` goes through the pure-Python encoder, half the cost of a 10,000-host plan; here each
+    line is encoded by the C encoder."""
+    def block(value: Any) -> str:
+        if isinstance(value, Mapping) and value:
+            return "{\n" + ",\n".join(f"    {_ENCODE(str(k))}: {_ENCODE(v)}" for k, v in value.items()) + "\n  }"
+        if isinstance(value, list) and value:
+            return "[\n" + ",\n".join(f"    {_ENCODE(v)}" for v in value) + "\n  ]"
+        return _ENCODE(value)
+
+    return "{\n" + ",\n".join(f"  {_ENCODE(str(k))}: {block(v)}" for k, v in data.items()) + "\n}\n"
+
+
 def _checked_partitions(items: Sequence[tuple[Any, Any, Any]]) -> list[Partition]:
     """``_checked_partition`` of each (label, weight, payload), with one JSON round trip for all the
     payloads (one per partition cost more than the balancing); when it fails, each payload is checked
@@ -276,7 +294,7 @@ class WorkPlan:
 
     def save(self, path: Path) -> Path:
         self.validate()
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, default=str))
+        atomic_write_text(Path(path), _plan_text(self.to_dict()))
         return Path(path)
 
     @classmethod

@@ -347,3 +347,16 @@ def test_slot_ids_that_are_not_in_the_map_are_refused(slot):
     with pytest.raises(PlanError, match="no worker slot"):
         plan.reassign("p0", slot)
     assert plan.has_slot("node-a-1-1") and plan.has_slot("node-a-1") and plan.has_slot("10.0.0.1-0")
+
+
+def test_a_saved_plan_is_json_with_one_partition_and_one_assignment_per_line(tmp_path):
+    parts = [Partition(f"p{i}", float(i + 1), {"i": i, "path": f"a/{i}.csv"}) for i in range(30)]
+    plan = build_plan("demo", parts, {"127.0.0.1": 2, "node-b": 1}, {"size": 3})
+    path = plan.save(tmp_path / "distribution_tree.json")
+    text = path.read_text()
+    assert json.loads(text) == json.loads(json.dumps(plan.to_dict()))
+    lines = [line.rstrip(",") for line in text.splitlines()]
+    for part in parts:
+        assert sum(f'"label": "{part.label}"' in line for line in lines) == 1
+        assert lines.count(f'    "{part.label}": "{plan.assignment[part.label]}"') == 1
+    assert WorkPlan.load(path).assignment == plan.assignment
