@@ -96,14 +96,16 @@ def health_evaluation(repeat: int) -> None:
             write_heartbeat(folder / f"{worker}.json", worker=worker, incarnation=1, state="running")
             loops.append(LoopInfo(worker=worker, incarnation=1, started=time.time(), future_state="pending",
                                   connected=True))
-        times = []
+        times, cpu = [], []
         for _ in range(repeat):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             rows = evaluate(loops, read_heartbeats(folder), 10.0)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
         assert len(rows) == 1000 and all(r["healthy"] for r in rows)
     best = statistics.median(times) * 1000
-    claim(f"health evaluation over 1,000 heartbeat files (median of {repeat})", f"{best:.1f} ms", "< 50 ms", best < 50)
+    claim(f"health evaluation over 1,000 heartbeat files (median of {repeat}; CPU "
+          f"{statistics.median(cpu) * 1000:.1f} ms)", f"{best:.1f} ms", "< 50 ms", best < 50)
 
 
 async def main() -> None:
