@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import use_temp_home  # noqa: E402
+from _common import claim, print_claims, use_temp_home  # noqa: E402
 
 from agilab_panel import AGI, AgiEnv, EventBus  # noqa: E402
 from agilab_panel.execute.common import make_job  # noqa: E402
@@ -33,10 +33,6 @@ from agilab_panel.service.heartbeat import LoopInfo, evaluate, read_heartbeats, 
 APP = "minimal_app"
 WORKERS = {"127.0.0.1": 2}
 TRIVIAL = {"partitions": 2, "size": 1}
-
-
-def claim(what: str, measured: str, goal: str, met: bool) -> None:
-    print(f"{what}: {measured} vs {goal}: {'met' if met else 'NOT met'}", flush=True)
 
 
 def _records(paths: q.ServicePaths, tasks: list[str]) -> list[dict]:
@@ -125,6 +121,7 @@ async def main() -> None:
     finally:
         await AGI.serve(env, "stop", events=EventBus())
     health_evaluation(ns.repeat)
+    print_claims()
 
 
 if __name__ == "__main__":
