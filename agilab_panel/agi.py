@@ -219,6 +219,14 @@ class AGI:
                 newest = (stamp, Path(output))
         return newest[1] if newest else None
 
+    @staticmethod
+    def last_run(app_env: AgiEnv) -> RunResult | None:
+        """The app's latest run from any session or command, as it ended; None before the first one."""
+        try:
+            return RunResult.from_dict(json.loads(app_env.last_run_path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):  # no run yet, or a record without the result
+            return None
+
 
 async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bus: EventBus,
                     keep_cluster: bool, *, persistent: bool = False) -> RunResult:
@@ -272,11 +280,10 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
         app=env.app, mode=mode, seconds=seconds, plan_source=source, plan_note=note, plan=plan.to_dict(),
         output=info.get("output"), rows=info.get("rows", 0), columns=info.get("columns", []),
         partitions=list(statuses.values()), workers=dict(inputs.workers),
-        nodes=len(inputs.workers) if mode & modes.DASK_MODE else 1, cluster=how,
+        nodes=len(inputs.workers) if mode & modes.DASK_MODE else 1, cluster=how, finished=time.time(),
     )
-    if result.output:
-        atomic_write_text(env.user_app_dir / "last_run.json",
-                          json.dumps({"output": result.output, "mode": mode, "time": time.time()}))
+    # what every session and command reads back as the app's last run (the plan is distribution_tree.json)
+    atomic_write_text(env.last_run_path, json.dumps({**result.to_dict(), "plan": None, "time": result.finished}))
     bus.emit(RunEvent(app=env.app, mode=mode, state="done", seconds=seconds))
     return result
 

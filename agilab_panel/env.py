@@ -80,6 +80,10 @@ class AgiEnv:
         return self.user_app_dir / "benchmark.json"
 
     @property
+    def last_run_path(self) -> Path:
+        return self.user_app_dir / "last_run.json"
+
+    @property
     def plan_path(self) -> Path:
         return self.user_app_dir / "distribution_tree.json"
 

@@ -59,6 +59,7 @@ __all__ = [
     "install_state",
     "check_install",
     "install_fingerprint",
+    "install_steps",
     "runtime_requirements",
     "pin_conflicts",
 ]
@@ -237,6 +238,11 @@ def _pxd_files(pyx: Path) -> list[Path]:
 def install_fingerprint(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> str:
     """The fingerprint an install with these modes would record (it changes when any input changes)."""
     return _plan(env, modes_enabled, host).fingerprint
+
+
+def install_steps(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> list[str]:
+    """The steps an INSTALL of these modes runs on a local ``host``, in order (a view lays them out first)."""
+    return list(_plan(env, modes_enabled, host).steps)
 
 
 # -- saved state and checks --------------------------------------------------------------------------

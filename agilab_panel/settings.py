@@ -393,8 +393,12 @@ class AppSettings:
             except (ValueError, TypeError) as exc:
                 raise SettingsFileError(self.store.path, f"[{'.'.join(table)}] {exc}", line_of(text, (*table, key))) from exc
 
-    def reload(self) -> None:
-        """Read the file into the models; a bad value names the file, the line and the key."""
+    def reload(self, keep_unsaved: bool = False) -> None:
+        """Read the file into the models; a bad value names the file, the line and the key.
+
+        With ``keep_unsaved`` (taking in what another session saved), a value set here and not saved yet
+        stays, unless the file changed it too: a saved value wins over one never saved.
+        """
         text, doc = self.store.load()
         cluster = dict(doc.get("cluster", {}))
         health = dict(cluster.pop("service_health", {}) or {})
@@ -413,12 +417,27 @@ class AppSettings:
         self._checked(text, ("cluster", "service_health"), health_values, lambda k, v: _set_checked(scratch_health, k, v))
         args = {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}
         self._checked(text, ("args",), args, lambda k, v: make_args(self.args_class, {k: v}, self.env.app))
-        loaded = make_args(self.args_class, args, self.env.app)
+        loaded = args_to_dict(make_args(self.args_class, args, self.env.app))
+        kept = self._unsaved_kept(values, health_values, loaded) if keep_unsaved else {}
         # every value was checked above: the models change together, or not at all
-        self.cluster.param.update(**values)
-        self.service_health.param.update(**health_values)
-        self.args.param.update(**args_to_dict(loaded))
-        self._saved = self._leaves()
+        self.cluster.param.update(**{k: v for k, v in values.items() if ("cluster", k) not in kept})
+        self.service_health.param.update(
+            **{k: v for k, v in health_values.items() if ("cluster", "service_health", k) not in kept})
+        self.args.param.update(**{k: v for k, v in loaded.items() if ("args", k) not in kept})
+        self._saved = {**self._leaves(), **kept}  # a kept value still differs from the file: saving writes it
+
+    def _unsaved_kept(self, values: Mapping[str, Any], health: Mapping[str, Any],
+                      args: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
+        """The leaves set here and not saved that the file did not change either, with the file's value."""
+        read = {**{("cluster", k): v for k, v in values.items()},
+                **{("cluster", "service_health", k): v for k, v in health.items()},
+                **{("args", k): v for k, v in args.items()}}
+        kept = {}
+        for key, value in self._leaves().items():
+            before = self._saved.get(key, value)
+            if value != before and read.get(key, before) == before:
+                kept[key] = before
+        return kept
 
     def save_cluster(self, *names: str) -> None:
         """Persist the named cluster fields (when none are named: those changed since loaded)."""

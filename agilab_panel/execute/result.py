@@ -1,7 +1,8 @@
 """Structured run outcomes: what callers read instead of parsing logs."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..modes import mode_label
@@ -43,6 +44,7 @@ class RunResult:
     workers: dict[str, int]
     nodes: int
     cluster: str = ""  # "" | "started" | "reused" | "connected"
+    finished: float = 0.0  # when the run ended (seconds since the epoch)
 
     @property
     def label(self) -> str:
@@ -56,6 +58,15 @@ class RunResult:
         data = asdict(self)
         data["label"] = self.label
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        """The result :meth:`to_dict` gave (derived keys such as ``label`` are ignored; ``plan`` may be left out)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["partitions"] = [PartitionStatus(**p) for p in data.get("partitions", [])]
+        values.setdefault("plan", {})
+        return cls(**values)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import param
 from ..agi import AGI
 from ..export import export_columns, output_columns, output_frame
 from .logs import Watchers, details_card
+from .offline import icon
 from .run_section import muted
 
 __all__ = ["LoadDataSection", "PrepareDataSection"]
@@ -50,7 +51,7 @@ class LoadDataSection(pn.viewable.Viewer):
         self.state = state
         self.page_size = page_size
         self._loaded_at = 0.0
-        self.load_button = pn.widgets.Button(label="LOAD DATA", color="primary", icon="table", width=150,
+        self.load_button = pn.widgets.Button(label="LOAD DATA", color="primary", icon=icon("table"), width=150,
                                              margin=(5, 10))
         self.load_button.on_click(self._on_load)
         self._info = muted("", sizing_mode="stretch_width", align="center")
@@ -155,15 +156,15 @@ class PrepareDataSection(pn.viewable.Viewer):
         self.selector = pn.widgets.MultiChoice(label="Columns to export", options=[], value=[],
                                                placeholder="choose the columns", sizing_mode="stretch_width",
                                                margin=(5, 10), solid=False)
-        self.select_all = pn.widgets.Button(label="Select all", color="light", icon="checks", width=120,
+        self.select_all = pn.widgets.Button(label="Select all", color="light", icon=icon("checks"), width=120,
                                             margin=(5, 5))
         self.select_all.on_click(lambda _e: setattr(self.selector, "value", list(self.selector.options)))
-        self.clear_button = pn.widgets.Button(label="Clear", color="light", icon="eraser", width=100, margin=(5, 5))
+        self.clear_button = pn.widgets.Button(label="Clear", color="light", icon=icon("eraser"), width=100, margin=(5, 5))
         self.clear_button.on_click(lambda _e: setattr(self.selector, "value", []))
-        self.refresh_button = pn.widgets.Button(label="Reload columns", color="light", icon="refresh", width=150,
+        self.refresh_button = pn.widgets.Button(label="Reload columns", color="light", icon=icon("refresh"), width=150,
                                                 margin=(5, 5))
         self.refresh_button.on_click(lambda _e: self.refresh())
-        self.export_button = pn.widgets.Button(label="Write export.csv", color="primary", icon="file-export",
+        self.export_button = pn.widgets.Button(label="Write export.csv", color="primary", icon=icon("file-export"),
                                                width=230, margin=(5, 10), disabled=True)
         self.export_button.on_click(self._on_export)
         self._target = muted("")

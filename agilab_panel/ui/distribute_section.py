@@ -24,6 +24,7 @@ from ..plan import PlanError
 from ..settings import args_to_dict
 from .snippet_view import SnippetView
 from .logs import ActionStatus, Watchers, cancel_button, details_card
+from .offline import icon
 from .plan_graph import compact_number, load_bars, plan_graph, plan_labels
 from .settings_section import FieldMessage
 
@@ -102,7 +103,8 @@ class ArgsEditor(pn.viewable.Viewer):
         self._custom_view: pn.viewable.Viewable | None = None
         self._body = pn.Column(sizing_mode="stretch_width", margin=0)
         self._layout = pn.Card(self._body, title="args", sizing_mode="stretch_width", collapsible=True)
-        self._state_watchers = Watchers()
+        self._base: dict[str, Any] = {}  # the saved [args] the draft started from
+        self._state_watchers, self._model_watchers = Watchers(), Watchers()
         self._state_watchers.watch(state, self._rebuild, ["settings"])
         self._state_watchers.watch(state, self._refresh_metrics, ["run_result"])
         self._rebuild()
@@ -112,13 +114,16 @@ class ArgsEditor(pn.viewable.Viewer):
         settings = self.state.settings
         self._layout.title = f"{self.state.env.module} args"
         self.widgets, self.messages, self._custom_view = {}, {}, None
+        self._model_watchers.clear()
         if settings is None:
             self.draft = None
             self._body.objects = [pn.pane.Alert("The args need valid settings: see System settings above.",
                                                 alert_type="warning", sizing_mode="stretch_width")]
             return
-        self.draft = settings.args_class(**settings.args_dict)
+        self._base = settings.args_dict
+        self.draft = settings.args_class(**self._base)
         self.draft.param.watch(self._draft_changed, [n for n in self.draft.param if n != "name"])
+        self._model_watchers.watch(settings.args, self._saved_elsewhere, [n for n in self._base])
         self._load_form()
         self._generated = self._generated_form()
         self._toggle = pn.widgets.RadioButtonGroup.from_param(self.param.view, color="light", margin=(5, 10))
@@ -127,9 +132,9 @@ class ArgsEditor(pn.viewable.Viewer):
         self._metrics = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._metrics_title = pn.pane.Markdown("**Preview metrics and the metrics the last RUN wrote**",
                                                margin=(5, 10, 0, 10))
-        self.save_button = pn.widgets.Button(label="Save args", color="primary", icon="device-floppy", width=130)
+        self.save_button = pn.widgets.Button(label="Save args", color="primary", icon=icon("device-floppy"), width=130)
         self.save_button.on_click(self._save)
-        self.revert_button = pn.widgets.Button(label="Revert", color="light", icon="arrow-back-up", width=100,
+        self.revert_button = pn.widgets.Button(label="Revert", color="light", icon=icon("arrow-back-up"), width=100,
                                                disabled=self.param.dirty.rx.not_())
         self.revert_button.on_click(lambda _e: self.revert())
         self._save_message = FieldMessage()
@@ -248,13 +253,28 @@ class ArgsEditor(pn.viewable.Viewer):
             widget.value = getattr(self.draft, name)
         self._update_save_state()
 
+    def _saved_elsewhere(self, *events: param.parameterized.Event) -> None:
+        """Saved [args] changed (read back from the file another session wrote, or saved here): the
+        draft takes each new value the user has not edited; an edited value stays for Save."""
+        untouched = {e.name: e.new for e in events
+                     if self.draft is not None and _same(getattr(self.draft, e.name), self._base.get(e.name))}
+        self._base.update({e.name: e.new for e in events})
+        if untouched:
+            self.draft.param.update(**untouched)
+        self._draft_changed()
+
     def _save(self, _event: Any = None) -> None:
         errors = self.field_errors
         if errors:
             self._save_message.error(f"Not saved: fix {', '.join(sorted(errors))} first.")
             return
+        self.state.refresh_from_disk()  # edits of other sessions first: those of this draft then go on top
+        if self.state.settings is None:  # the file broke meanwhile: the section now says why
+            return
+        edited = {k: v for k, v in args_to_dict(self.draft).items() if not _same(v, self._base.get(k))}
         try:
-            self.state.settings.save_args(args_to_dict(self.draft))
+            if edited:  # only what was edited here: the file keeps newer values saved elsewhere
+                self.state.settings.save_args(edited)
         except Exception as exc:  # refused by the args class or the store: nothing was written
             self._save_message.error(f"Not saved: {exc}")
             return
@@ -310,6 +330,7 @@ class ArgsEditor(pn.viewable.Viewer):
 
     def close(self) -> None:
         self._state_watchers.clear()
+        self._model_watchers.clear()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -331,10 +352,11 @@ class WorkplanEditor(pn.viewable.Viewer):
         )
         self.table.param.watch(self._edited, "value")
         self.bars = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
-        self.save_button = pn.widgets.Button(
-            label="Save work plan", color="primary", icon="device-floppy", width=160,
-            disabled=pn.bind(lambda busy, *_: bool(busy) or self.state.plan is None, state.param.busy, state.param.plan),
-        )
+        self._state_watchers = Watchers()
+        self.save_button = pn.widgets.Button(label="Save work plan", color="primary", icon=icon("device-floppy"),
+                                             width=160)
+        self._state_watchers.follow(state, ["busy", "plan"], lambda: setattr(
+            self.save_button, "disabled", bool(state.busy) or state.plan is None))
         self.save_button.on_click(self._save)
         self._error = FieldMessage()
         self._balance = pn.pane.Markdown("", styles=_MUTED, margin=(0, 10))
@@ -354,7 +376,6 @@ class WorkplanEditor(pn.viewable.Viewer):
         )
         self._layout = pn.Card(self._empty, self._content, title="Workplan", sizing_mode="stretch_width",
                                collapsible=True)
-        self._state_watchers = Watchers()
         self._state_watchers.watch(state, self._load, ["plan"])
         self._load()
 
@@ -398,6 +419,7 @@ class WorkplanEditor(pn.viewable.Viewer):
             return
         self._error.clear()
         self.unsaved = True
+        self.state.plan_unsaved = True  # a plan saved elsewhere meanwhile must not replace these edits
         self.message = "Unsaved changes."
         self._redraw()
         self.edits += 1
@@ -443,24 +465,26 @@ class DistributeSection(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         self.args = ArgsEditor(state)
+        self._state_watchers, self._model_watchers = Watchers(), Watchers()
         self.snippet = SnippetView(state, "distrib")
-        self.check_button = pn.widgets.Button(
-            label="CHECK DISTRIBUTE", color="primary", icon="sitemap", width=190,
-            disabled=pn.bind(lambda busy, settings: bool(busy) or settings is None, state.param.busy, state.param.settings),
-        )
+        self.check_button = pn.widgets.Button(label="CHECK DISTRIBUTE", color="primary", icon=icon("sitemap"), width=190)
+        self._state_watchers.follow(state, ["busy", "settings"], lambda: setattr(
+            self.check_button, "disabled", bool(state.busy) or state.settings is None))
         self.check_button.on_click(self._check)
-        self.cancel_button = cancel_button(state, "CHECK DISTRIBUTE")
+        self.cancel_button = cancel_button(state, "CHECK DISTRIBUTE", self._state_watchers)
         self.action = ActionStatus(state, "CHECK DISTRIBUTE", "Building the work plan…")
         self.plan_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self.workplan = WorkplanEditor(state)
-        self.tree = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), visible=False)
+        self.tree = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10))
+        # Shown and hidden through its box: once drawn in a served page, a HoloViews pane whose own
+        # ``visible`` changes passes the design to its Bokeh figure, which refuses it (Panel 1.x).
+        self._tree_box = pn.Column(self.tree, sizing_mode="stretch_width", margin=0, visible=False)
         self._tree_empty = pn.pane.Markdown("No distribution yet: **CHECK DISTRIBUTE** builds the work plan for the "
                                             "saved args and worker map and draws it here (hosts → worker slots → "
                                             "partitions, with their weights).", styles=_MUTED, margin=(5, 10))
         self.args.param.watch(self._args_saved, ["saved"])
         self.args.param.watch(self._note, ["dirty"])
         self.workplan.param.watch(self._draw_tree, ["edits"])
-        self._state_watchers, self._model_watchers = Watchers(), Watchers()
         self._state_watchers.watch(state, self._draw_tree, ["plan"])
         self._state_watchers.watch(state, self._note, ["plan", "settings"])
         self._state_watchers.watch(state, self._watch_cluster, ["settings"])
@@ -473,7 +497,8 @@ class DistributeSection(pn.viewable.Viewer):
             pn.Row(self.check_button, self.cancel_button, margin=(5, 0)),
             self.action,
             self.plan_note,
-            pn.Card(self._tree_empty, self.tree, title="Distribution tree", sizing_mode="stretch_width", collapsible=True),
+            pn.Card(self._tree_empty, self._tree_box, title="Distribution tree", sizing_mode="stretch_width",
+                    collapsible=True),
             self.workplan,
             title="Distribute details", sizing_mode="stretch_width", collapsible=True,
         )
@@ -509,7 +534,7 @@ class DistributeSection(pn.viewable.Viewer):
     def _draw_tree(self, *_events: Any) -> None:
         plan = self.state.plan
         self._tree_empty.visible = plan is None
-        self.tree.visible = plan is not None
+        self._tree_box.visible = plan is not None
         if plan is not None:
             graph = plan_graph(plan)
             self.tree.object = graph * plan_labels(graph)

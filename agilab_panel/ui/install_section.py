@@ -9,8 +9,11 @@ import param
 
 from ..events import Event, StepEvent
 from ..hosts import is_local_host
+from ..install import install_steps
 from .logs import ActionStatus, EventFeed, LogView, Watchers, cancel_button
+from .offline import icon
 from .snippet_view import SnippetView
+from .tables import show_frame
 
 __all__ = ["HostStatusTable", "InstallSection"]
 
@@ -26,18 +29,17 @@ class HostStatusTable(pn.viewable.Viewer):
 
     Fed with :class:`~agilab_panel.events.StepEvent` (local hosts share one environment, so a step on one
     local host is a step on all) and finished with the :class:`~agilab_panel.results.InstallResult`.
+    ``steps`` are the columns laid out before INSTALL starts, so its events only fill cells.
     """
 
-    def __init__(self, hosts: list[str] | None = None, ready: bool = False, **params: Any) -> None:
+    def __init__(self, hosts: list[str] | None = None, ready: bool = False, steps: list[str] | None = None,
+                 **params: Any) -> None:
         super().__init__(**params)
         self._steps: list[str] = []
         self._rows: dict[str, dict[str, str]] = {}
-        self._table = pn.widgets.Tabulator(
-            pd.DataFrame(), disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch",
-            theme="simple", margin=(5, 10), selectable=False,
-        )
-        self._table.style.map(_color_status)
-        self.reset(hosts or [], ready=ready)
+        self._table: pn.widgets.Tabulator | None = None
+        self._box = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.reset(hosts or [], ready=ready, steps=steps)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -51,9 +53,9 @@ class HostStatusTable(pn.viewable.Viewer):
     def step(self, host: str, step: str) -> str:
         return self._rows[host].get(step, "")
 
-    def reset(self, hosts: list[str], ready: bool = False) -> None:
-        """Every host pending (or ready, when a still-valid install exists)."""
-        self._steps = []
+    def reset(self, hosts: list[str], ready: bool = False, steps: list[str] | None = None) -> None:
+        """Every host pending (or ready, when a still-valid install exists), a column per step."""
+        self._steps = list(steps or [])
         self._rows = {h: {"status": "ready" if ready else "pending", "detail": ""} for h in hosts}
         self._refresh()
 
@@ -97,10 +99,20 @@ class HostStatusTable(pn.viewable.Viewer):
         self._refresh()
 
     def _refresh(self) -> None:
-        self._table.value = self.frame
+        table = show_frame(self._table, self.frame, self._make_table)
+        if table is not self._table:
+            self._table = table
+            self._box.objects = [table]
+
+    @staticmethod
+    def _make_table(frame: pd.DataFrame) -> pn.widgets.Tabulator:
+        table = pn.widgets.Tabulator(frame, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                     layout="fit_data_stretch", theme="simple", margin=(5, 10), selectable=False)
+        table.style.map(_color_status)
+        return table
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return self._table
+        return self._box
 
 
 def _color_status(value: Any) -> str:
@@ -115,20 +127,19 @@ class InstallSection(pn.viewable.Viewer):
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
+        self._state_watchers, self._model_watchers = Watchers(), Watchers()
         self.snippet = SnippetView(state, "install")
-        self.install_button = pn.widgets.Button(
-            label="INSTALL", color="primary", icon="download", width=140,
-            disabled=pn.bind(lambda busy, settings: bool(busy) or settings is None, state.param.busy, state.param.settings),
-        )
+        self.install_button = pn.widgets.Button(label="INSTALL", color="primary", icon=icon("download"), width=140)
+        self._state_watchers.follow(state, ["busy", "settings"], lambda: setattr(
+            self.install_button, "disabled", bool(state.busy) or state.settings is None))
         self.install_button.on_click(self._install)
-        self.cancel_button = cancel_button(state, "INSTALL")
+        self.cancel_button = cancel_button(state, "INSTALL", self._state_watchers)
         self.action = ActionStatus(state, "INSTALL", "Installing the worker environment… (logs stream below)")
         self.readiness = pn.pane.Alert("", sizing_mode="stretch_width", margin=(5, 10))
-        self.hosts = HostStatusTable(self._hosts(), ready=state.installed)
+        self.hosts = HostStatusTable(self._hosts(), ready=state.installed, steps=self._steps())
         self.logs = LogView(state.bus, sources=("install",), title="Install logs",
                             empty_text="No install logs yet: they stream here, line by line, while INSTALL runs.")
         self._feed = EventFeed(state.bus, lambda e: isinstance(e, StepEvent), self.hosts.apply, replay=False)
-        self._state_watchers, self._model_watchers = Watchers(), Watchers()
         self._state_watchers.watch(state, self._busy_changed, ["busy"])
         self._state_watchers.watch(state, self._reset_hosts, ["settings"])
         self._state_watchers.watch(state, self._show_readiness,
@@ -159,19 +170,30 @@ class InstallSection(pn.viewable.Viewer):
         settings = self.state.settings
         return list(settings.cluster.workers) if settings is not None else []
 
+    def _steps(self) -> list[str]:
+        """The steps INSTALL will run with the current toggles (the table's columns)."""
+        settings = self.state.settings
+        if settings is None:
+            return []
+        try:
+            return install_steps(self.state.env, settings.cluster.mode)
+        except Exception:  # noqa: BLE001 - unreadable app files: INSTALL will say why; columns come with events
+            return []
+
     def _reset_hosts(self, *_events: Any) -> None:
         self._model_watchers.clear()
         if self.state.settings is not None:
-            self._model_watchers.watch(self.state.settings.cluster, self._workers_changed, ["workers"])
-        self.hosts.reset(self._hosts(), ready=self.state.installed)
+            self._model_watchers.watch(self.state.settings.cluster, self._workers_changed,
+                                       ["workers", "pool", "cython", "rapids", "cluster_enabled"])
+        self.hosts.reset(self._hosts(), ready=self.state.installed, steps=self._steps())
 
     def _workers_changed(self, *_events: Any) -> None:
         if not self.state.busy:
-            self.hosts.reset(self._hosts(), ready=self.state.installed)
+            self.hosts.reset(self._hosts(), ready=self.state.installed, steps=self._steps())
 
     def _busy_changed(self, event: param.parameterized.Event) -> None:
         if event.new == "INSTALL":
-            self.hosts.reset(self._hosts())
+            self.hosts.reset(self._hosts(), steps=self._steps())
         elif event.old == "INSTALL":
             self._feed.flush()
             self.hosts.finish(self.state.install_result)

@@ -22,6 +22,7 @@ import panel as pn
 import param
 
 from ..events import Event, EventBus, LogLine
+from .offline import icon
 
 __all__ = ["LEVELS", "EventFeed", "LogView", "ActionStatus", "Watchers", "details_card"]
 
@@ -63,16 +64,30 @@ class Watchers:
     def watch(self, owner: Any, fn: Callable[..., Any], names: str | list[str]) -> None:
         self._items.append((owner, owner.param.watch(fn, names)))
 
+    def follow(self, owner: Any, names: list[str], update: Callable[[], Any]) -> None:
+        """Call ``update`` now and whenever ``names`` of ``owner`` change (what ``pn.bind`` does, but
+        removable: a bound widget would keep the owner calling into a closed view)."""
+        self.watch(owner, lambda *_: update(), names)
+        update()
+
+    def link(self, model: Any, name: str, widget: Any) -> Any:
+        """Keep ``widget.value`` and ``model.<name>`` equal both ways (what ``Widget.from_param`` does, but
+        removable); a value the model refuses raises as with ``from_param``. Returns the widget."""
+        widget.value = getattr(model, name)
+        self.watch(model, lambda event: setattr(widget, "value", event.new), [name])
+        widget.param.watch(lambda event: setattr(model, name, event.new), "value")  # the widget goes with the view
+        return widget
+
     def clear(self) -> None:
         for owner, watcher in self._items:
             owner.param.unwatch(watcher)
         self._items.clear()
 
 
-def cancel_button(state: Any, action: str) -> pn.widgets.Button:
-    """Cancel, enabled while ``action`` runs, wired to ``state.cancel()``."""
-    button = pn.widgets.Button(label="Cancel", color="light", icon="square", width=110,
-                               disabled=pn.bind(lambda busy: busy != action, state.param.busy))
+def cancel_button(state: Any, action: str, watchers: Watchers) -> pn.widgets.Button:
+    """Cancel, enabled while ``action`` runs, wired to ``state.cancel()`` (following the state through ``watchers``)."""
+    button = pn.widgets.Button(label="Cancel", color="light", icon=icon("square"), width=110)
+    watchers.follow(state, ["busy"], lambda: setattr(button, "disabled", state.busy != action))
     button.on_click(lambda _event: state.cancel())
     return button
 
@@ -196,9 +211,9 @@ class LogView(pn.viewable.Viewer):
         self._count = pn.pane.Markdown("", styles=_MUTED, margin=(5, 10), align="center")
         self._download = pn.widgets.FileDownload(
             callback=self._download_io, filename=f"{_slug(title)}.log", label="Download",
-            color="light", icon="download", embed=False, width=130, align="end",
+            color="light", icon=icon("download"), embed=False, width=130, align="end",
         )
-        self._clear = pn.widgets.Button(label="Clear", color="light", icon="eraser", width=90, align="end")
+        self._clear = pn.widgets.Button(label="Clear", color="light", icon=icon("eraser"), width=90, align="end")
         self._clear.on_click(lambda _e: self.clear())
         toolbar = pn.Row(
             pn.widgets.Select.from_param(self.param.level, label="Level", width=110),

@@ -9,6 +9,7 @@ from typing import Any
 import panel as pn
 
 from .logs import details_card
+from .offline import icon
 from .run_section import muted
 
 __all__ = ["NotebookSection"]
@@ -22,7 +23,7 @@ class NotebookSection(pn.viewable.Viewer):
         self.state = state
         self.download = pn.widgets.FileDownload(
             callback=self._notebook_bytes, filename=self._filename(), label="Download notebook",
-            color="primary", icon="notebook", embed=False, width=220, margin=(5, 10),
+            color="primary", icon=icon("notebook"), embed=False, width=220, margin=(5, 10),
         )
         self._steps = muted("")
         self._saved = muted("")

@@ -16,6 +16,8 @@ from typing import Any
 import panel as pn
 import param
 
+from ..agi import AGI
+from .offline import FONT_CSS, OfflineFast, register
 from .state import OrchestrateState
 
 __all__ = ["OrchestratePage", "SectionSpec", "SECTIONS", "EXTENSIONS", "TITLE", "load_extensions"]
@@ -43,6 +45,7 @@ li { margin: 0.35em 0; }
 
 def load_extensions() -> None:
     """Load the JS the page needs (call before building it in a served script or a notebook)."""
+    register()  # the page's icons and fonts are served with it
     pn.extension(*EXTENSIONS)
 
 
@@ -109,6 +112,7 @@ class _LazySection:
 
     def _opened(self, event: param.parameterized.Event) -> None:
         if event.new is False and self.section is None:
+            self.page.state.refresh_from_disk()  # show what other sessions saved meanwhile
             self.placeholder.loading = True
             doc = pn.state.curdoc
             if doc is not None and doc.session_context is not None:
@@ -129,15 +133,13 @@ class _LazySection:
             self.page._wire(self.spec.key, self.section)
         return self.section
 
-    def reset(self, open_: bool) -> None:
-        """Drop the section (another app was chosen); rebuild now if it was open."""
+    def drop(self) -> None:
+        """Close the section (it stops following the state) and show the collapsed placeholder again."""
         old, self.section = self.section, None
         if old is not None and hasattr(old, "close"):
             old.close()
         self.placeholder.collapsed = True
         self.slot[:] = [self.placeholder]
-        if open_:
-            self.build()
 
     @property
     def built(self) -> bool:
@@ -208,7 +210,11 @@ class OrchestratePage(pn.viewable.Viewer):
             pn.pane.Markdown("#### First pass", margin=(10, 10, 0, 10)), self._checklist,
             sizing_mode="stretch_width",
         )
-        self.state.param.watch(self._app_changed, ["app"])
+        # Another app: the sections close before the state loads it, and open again once it is loaded.
+        self._reopen: set[str] = set()
+        self.state.param.watch(self._closing_app, ["app"], precedence=self.state.SWITCH_PRECEDENCE - 10)
+        self.state.param.watch(self._app_loaded, ["app"], precedence=self.state.SWITCH_PRECEDENCE + 10)
+        self.state.param.watch(self._busy_changed, ["busy"])
         self.state.param.watch(self._install_changed, ["installed"])
         self.state.param.watch(self._refresh_info, ["env", "installed", "plan", "run_result", "benchmark_result",
                                                     "settings", "busy"])
@@ -217,7 +223,11 @@ class OrchestratePage(pn.viewable.Viewer):
 
     # -- reactions -----------------------------------------------------------------------------------
     def _wire(self, key: str, section: Any) -> None:
-        """Saved args change the run snippet and plan hint: tell Run when Distribute saves them."""
+        """Opening a section shows what other sessions saved; saved args change the run snippet and plan
+        hint: tell Run when Distribute saves them."""
+        layout = getattr(section, "_layout", None)
+        if isinstance(layout, pn.Card):  # the section's own card: it goes with the section
+            layout.param.watch(lambda event: event.new or self.state.refresh_from_disk(), "collapsed")
         args = getattr(section, "args", None) if key == "distribute" else None
         if args is not None and "saved" in getattr(args, "param", {}):
             def saved(*_events: Any) -> None:
@@ -227,9 +237,22 @@ class OrchestratePage(pn.viewable.Viewer):
 
             args.param.watch(saved, "saved")
 
-    def _app_changed(self, *_events: Any) -> None:
+    def _closing_app(self, *_events: Any) -> None:
+        """Before the state loads another app: close every section, so none follows the state any more."""
+        self._reopen |= {key for key, slot in self.slots.items()  # |=: a refused app switches back inside
+                         if slot.spec.eager or not self.lazy or (slot.built and self._is_open(slot))}
         for slot in self.slots.values():
-            slot.reset(open_=slot.spec.eager or not self.lazy or (slot.built and self._is_open(slot)))
+            slot.drop()
+
+    def _app_loaded(self, *_events: Any) -> None:
+        """The new app is loaded: build again the sections that were open, each showing its own state."""
+        reopen, self._reopen = self._reopen, set()
+        for key, slot in self.slots.items():
+            if key in reopen:
+                slot.build()
+
+    def _busy_changed(self, *_events: Any) -> None:
+        self.app_select.disabled = bool(self.state.busy)  # an action's outcome belongs to the app it ran for
 
     @staticmethod
     def _is_open(slot: _LazySection) -> bool:
@@ -248,12 +271,13 @@ class OrchestratePage(pn.viewable.Viewer):
                                  if env is not None else "")
         self._heading.object = f"## {state.app}" + (f"\n{description}" if description else "")
         run_result, plan = state.run_result, state.plan
+        output = AGI.last_output(env) if env is not None else None
         steps = [
             ("Settings loaded", state.settings is not None),
             ("Installed", bool(state.installed)),
             ("Work plan checked", plan is not None),
             ("Run done", run_result is not None),
-            ("Output available", bool(run_result is not None and run_result.output)),
+            ("Output available", output is not None),
         ]
         items = "".join(f'<li class="{"done" if done else "todo"}"><span class="mark">{"✓" if done else "○"}</span>'
                         f"{label}</li>" for label, done in steps)
@@ -263,7 +287,7 @@ class OrchestratePage(pn.viewable.Viewer):
             "run": ("ready" if state.installed else "run INSTALL first", bool(state.installed)),
             "distribute": (f"work plan: {len(plan.partitions)} partitions" if plan is not None else "no work plan yet",
                            plan is not None),
-            "load_data": ("output available" if run_result is not None and run_result.output else "", True),
+            "load_data": ("output available" if output is not None else "", True),
         }
         for key, (hint, ok) in hints.items():
             if key in self.slots:
@@ -280,8 +304,9 @@ class OrchestratePage(pn.viewable.Viewer):
             self._template = pn.template.FastListTemplate(
                 title=TITLE, sidebar=[self.sidebar], main=[self.main], accent=ACCENT, theme_toggle=False,
                 main_layout=None, sidebar_width=300, main_max_width="1400px",
-                meta_description="Install, distribute, run and benchmark an AGILAB app.",
+                meta_description="Install, distribute, run and benchmark an AGILAB app.", design=OfflineFast,
             )
+            self._template.config.css_files.append(FONT_CSS)
         return self._template
 
     def servable(self, title: str | None = None, **kwargs: Any) -> Any:

@@ -7,6 +7,7 @@ The section is a view over :class:`~agilab_panel.ui.state.OrchestrateState`: RUN
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ import panel as pn
 from ..modes import benchmark_modes, mode_label
 from .heartbeats import HeartbeatPlot
 from .logs import ActionStatus, LogView, Watchers
+from .offline import icon
 from .snippet_view import SnippetView
 from .progress import ProgressPlot
+from .tables import show_frame
 
 __all__ = ["RunSection", "SnippetView", "benchmark_frame", "muted", "MUTED"]
 
@@ -37,6 +40,15 @@ def muted(text: str, **kw: Any) -> pn.pane.Markdown:
 def _first_line(text: str, limit: int = 400) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _finished(stamp: float) -> str:
+    """`` · finished 14:03:07`` (with the date when not today); nothing for a result without the time."""
+    if not stamp:
+        return ""
+    when = time.localtime(stamp)
+    same_day = time.strftime("%Y-%m-%d", when) == time.strftime("%Y-%m-%d")
+    return " · finished " + time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", when)
 
 
 # -- benchmark data ---------------------------------------------------------------------------------
@@ -60,6 +72,18 @@ def _read_benchmark(path: Path) -> dict[str, dict[str, Any]] | None:
     return modes if isinstance(modes, dict) and modes else None
 
 
+def _bench_table(frame: pd.DataFrame) -> pn.widgets.Tabulator:
+    return pn.widgets.Tabulator(
+        frame, disabled=True, selectable=False, show_index=False, sizing_mode="stretch_width",
+        layout="fit_data_stretch",
+        formatters={"seconds": {"type": "money", "precision": 3, "symbol": ""},
+                    "delta_pct": {"type": "money", "precision": 1, "symbol": "%", "symbolAfter": True},
+                    "speedup": {"type": "money", "precision": 2, "symbol": "×", "symbolAfter": True}},
+        titles={"mode_str": "rdcp", "delta_pct": "Δ to fastest", "order": "rank"},
+        margin=(5, 10),
+    )
+
+
 class RunSection(pn.viewable.Viewer):
     """RUN with the current settings (or benchmark every enabled mode) and watch it live."""
 
@@ -67,16 +91,17 @@ class RunSection(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         self._settings_watchers = Watchers()
+        self._state_watchers = Watchers()
 
         self.snippet = SnippetView(state, "run", benchmark=lambda: state.benchmark_all)
-        self.run_button = pn.widgets.Button(label="RUN", color="primary", icon="player-play", width=120,
+        self.run_button = pn.widgets.Button(label="RUN", color="primary", icon=icon("player-play"), width=120,
                                             margin=(5, 10), align="center")
         self.run_button.on_click(self._on_run)
-        self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", variant="outline", icon="x",
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="danger", variant="outline", icon=icon("x"),
                                                width=110, margin=(5, 5), disabled=True, align="center")
         self.cancel_button.on_click(self._on_cancel)
-        self.benchmark_toggle = pn.widgets.Switch.from_param(state.param.benchmark_all, label="", margin=(5, 6, 5, 24),
-                                                            width=40, align="center")
+        self.benchmark_toggle = self._state_watchers.link(
+            state, "benchmark_all", pn.widgets.Switch(margin=(5, 6, 5, 24), width=40, align="center"))
         self._benchmark_label = pn.pane.Markdown("**Benchmark all modes**", margin=(0, 10, 0, 0), align="center")
         self._modes_hint = muted("", margin=(0, 10), align="center")
         self._gate = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(5, 10))
@@ -116,7 +141,6 @@ class RunSection(pn.viewable.Viewer):
             self._bench_card,
             title="Run", sizing_mode="stretch_width", collapsible=True,
         )
-        self._state_watchers = Watchers()
         for fn, names in ((self._on_settings, ["settings", "env"]),
                           (self._refresh_controls, ["installed", "busy", "install_note", "plan", "benchmark_all"]),
                           (self._refresh_snippet, ["benchmark_all"]),
@@ -225,13 +249,16 @@ class RunSection(pn.viewable.Viewer):
         parts = len(result.partitions)
         failed = [p for p in result.partitions if p.status != "done"]
         slots = sum(result.workers.values()) if result.workers else 0
+        output = ""
+        if result.output:
+            output = (f"Output: {result.rows} rows × {len(result.columns)} columns in `{result.output}` — "
+                      + ("LOAD DATA previews it." if Path(result.output).exists() else "no longer on disk."))
         lines = [
             f"**RUN done in {result.seconds:.2f} s** · mode {result.label} · {parts} partition{'s' if parts != 1 else ''}"
             f" on {slots} worker slot{'s' if slots != 1 else ''}"
-            + (f" ({result.cluster} Dask cluster)" if result.cluster else ""),
+            + (f" ({result.cluster} Dask cluster)" if result.cluster else "") + _finished(result.finished),
             f"Work plan: {result.plan_note}." if result.plan_note else "",
-            f"Output: {result.rows} rows × {len(result.columns)} columns in `{result.output}` — LOAD DATA previews it."
-            if result.output else "No output dataframe was written.",
+            output or "No output dataframe was written.",
         ]
         if failed:
             lines.insert(1, f"{len(failed)} partition{'s' if len(failed) != 1 else ''} failed: "
@@ -253,20 +280,8 @@ class RunSection(pn.viewable.Viewer):
             self._bench_body[:] = [self._bench_empty]
             return
         frame = benchmark_frame(table)
-        if self._bench_table is None:
-            self._bench_table = pn.widgets.Tabulator(
-                frame, disabled=True, selectable=False, show_index=False, sizing_mode="stretch_width",
-                layout="fit_data_stretch",
-                formatters={"seconds": {"type": "money", "precision": 3, "symbol": ""},
-                            "delta_pct": {"type": "money", "precision": 1, "symbol": "%", "symbolAfter": True},
-                            "speedup": {"type": "money", "precision": 2, "symbol": "×", "symbolAfter": True}},
-                titles={"mode_str": "rdcp", "delta_pct": "Δ to fastest", "order": "rank"},
-                hidden_columns=[c for c in ("error",) if not frame["error"].astype(bool).any()],
-                margin=(5, 10),
-            )
-        else:
-            self._bench_table.hidden_columns = [c for c in ("error",) if not frame["error"].astype(bool).any()]
-            self._bench_table.value = frame
+        shown = frame if frame["error"].astype(bool).any() else frame.drop(columns=["error"])
+        self._bench_table = show_frame(self._bench_table, shown, _bench_table)
         self._bench_seconds.object, self._bench_speedup.object = self._bench_bars(frame)
         self._bench_where.object = f"From `{path}`." if path else ""
         self._bench_body[:] = [self._bench_table, self._bench_plot, self._bench_where]
@@ -296,6 +311,7 @@ class RunSection(pn.viewable.Viewer):
         self.progress.close()
         self.heartbeats.close()
         self.status.close()
+        self.snippet.close()
         self._state_watchers.clear()
         self._settings_watchers.clear()
 

@@ -16,6 +16,7 @@ import param
 from ..hosts import is_local_host
 from ..modes import mode_expression, mode_to_str
 from .logs import Watchers
+from .offline import icon
 
 __all__ = ["FieldMessage", "SystemSettingsSection", "workers_summary"]
 
@@ -113,7 +114,7 @@ class SystemSettingsSection(pn.viewable.Viewer):
 
     def _broken_view(self) -> list[pn.viewable.Viewable]:
         reason = self.state.settings_error or "The settings could not be loaded."
-        button = pn.widgets.Button(label="Reseed settings (keeps a backup)", color="warning", icon="refresh")
+        button = pn.widgets.Button(label="Reseed settings (keeps a backup)", color="warning", icon=icon("refresh"))
         button.on_click(self._reseed)
         self.widgets["reseed"] = button
         self._reseed_message = FieldMessage()
@@ -141,15 +142,18 @@ class SystemSettingsSection(pn.viewable.Viewer):
     def _settings_view(self, cluster: Any) -> list[pn.viewable.Viewable]:
         w = self.widgets
         labels = {"pool": "pool", "cython": "cython", "rapids": "rapids", "cluster_enabled": "Enable cluster"}
+        # Widgets follow the model through _model_watchers (from_param or pn.bind would leave the model
+        # calling into this view after it is rebuilt or closed).
+        link = self._model_watchers.link
         for name, label in labels.items():
-            w[name] = pn.widgets.Switch.from_param(cluster.param[name], label=label, width=130 if name == "cluster_enabled" else 80,
-                                                   margin=(8, 16, 8, 10))
+            w[name] = link(cluster, name, pn.widgets.Switch(label=label, width=130 if name == "cluster_enabled" else 80,
+                                                            margin=(8, 16, 8, 10)))
         toggles = pn.Row(*(w[name] for name in labels), margin=(5, 0))
         mode_hint = pn.pane.Markdown(
-            pn.bind(lambda *_: _mode_text(cluster), *(cluster.param[n] for n in ("pool", "cython", "rapids", "cluster_enabled"))),
-            sizing_mode="stretch_width", margin=(0, 10),
+            "", sizing_mode="stretch_width", margin=(0, 10),
             styles={"background": "var(--neutral-fill-rest, #f3f6fa)", "border-radius": "6px", "padding": "0 8px"},
         )
+        self._model_watchers.follow(cluster, list(labels), lambda: setattr(mode_hint, "object", _mode_text(cluster)))
         self.mode_hint = mode_hint
 
         w["scheduler"] = pn.widgets.TextInput(
@@ -168,24 +172,22 @@ class SystemSettingsSection(pn.viewable.Viewer):
         )
         self.messages["workers"] = FieldMessage(w["workers"])
         w["workers"].param.watch(self._commit_workers, "value")
-        summary = pn.pane.Markdown(
-            pn.bind(workers_summary, cluster.param.workers), margin=(0, 10), styles=_MUTED, sizing_mode="stretch_width",
-        )
+        summary = pn.pane.Markdown("", margin=(0, 10), styles=_MUTED, sizing_mode="stretch_width")
+        self._model_watchers.follow(cluster, ["workers"], lambda: setattr(summary, "object",
+                                                                          workers_summary(cluster.workers)))
 
-        w["user"] = pn.widgets.TextInput.from_param(
-            cluster.param.user, label="SSH user", placeholder="for remote hosts (passwords are never stored)",
-            sizing_mode="stretch_width",
-        )
-        w["ssh_key_path"] = pn.widgets.TextInput.from_param(
-            cluster.param.ssh_key_path, label="SSH key path", placeholder="~/.ssh/id_ed25519", sizing_mode="stretch_width",
-        )
-        w["verbose"] = pn.widgets.IntSlider.from_param(
-            cluster.param.verbose, label="Verbosity level", start=0, end=3, step=1, width=220,
-        )
-        w["workers_data_path"] = pn.widgets.TextInput.from_param(
-            cluster.param.workers_data_path, label="Workers data path", placeholder="empty: the cluster share",
-            sizing_mode="stretch_width",
-        )
+        w["user"] = link(cluster, "user", pn.widgets.TextInput(
+            label="SSH user", placeholder="for remote hosts (passwords are never stored)", sizing_mode="stretch_width",
+        ))
+        w["ssh_key_path"] = link(cluster, "ssh_key_path", pn.widgets.TextInput(
+            label="SSH key path", placeholder="~/.ssh/id_ed25519", sizing_mode="stretch_width",
+        ))
+        w["verbose"] = link(cluster, "verbose", pn.widgets.IntSlider(
+            label="Verbosity level", start=0, end=3, step=1, width=220,
+        ))
+        w["workers_data_path"] = link(cluster, "workers_data_path", pn.widgets.TextInput(
+            label="Workers data path", placeholder="empty: the cluster share", sizing_mode="stretch_width",
+        ))
 
         self._model_watchers.watch(cluster, self._persist, list(_PERSISTED))
         self._model_watchers.watch(cluster, self._model_to_text, ["scheduler", "workers"])
@@ -256,6 +258,8 @@ class SystemSettingsSection(pn.viewable.Viewer):
 
     # -- saving --------------------------------------------------------------------------------------
     def _persist(self, *events: param.parameterized.Event) -> None:
+        if self.state.reloading:  # the values come from the file: writing them back could undo a newer save
+            return
         names = [e.name for e in events]
         try:
             self.state.settings.save_cluster(*names)

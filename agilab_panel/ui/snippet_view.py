@@ -10,6 +10,7 @@ import param
 
 from ..snippets import snippet_file_name, snippet_for
 from .logs import Watchers
+from .offline import icon
 
 __all__ = ["SnippetView"]
 
@@ -32,12 +33,12 @@ class SnippetView(pn.viewable.Viewer):
         self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
                                       styles={"max-height": "340px", "overflow-y": "auto"})
         self._source = pn.widgets.TextAreaInput(value="", visible=False)
-        self._copy = pn.widgets.Button(label="Copy", icon="copy", color="light", width=100, margin=(0, 0, 0, 10))
+        self._copy = pn.widgets.Button(label="Copy", icon=icon("copy"), color="light", width=100, margin=(0, 0, 0, 10))
         self._copy.js_on_click(args={"source": self._source, "button": self._copy}, code="""
             navigator.clipboard.writeText(source.value).then(() => {
               button.label = 'Copied'; setTimeout(() => { button.label = 'Copy' }, 1200) })""")
         self._download = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.code), filename=self.filename,
-                                                 label="Download snippet", color="light", icon="download",
+                                                 label="Download snippet", color="light", icon=icon("download"),
                                                  embed=False, width=170, margin=(0, 10))
         self._note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(0, 10))
         self._layout = pn.Column(self._code, self._note, pn.Row(self._copy, self._download, self._source, margin=0),

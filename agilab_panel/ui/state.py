@@ -21,6 +21,7 @@ from ..events import EventBus
 from ..modes import benchmark_modes
 from ..request import RunRequest
 from ..settings import AppSettings
+from .file_versions import FileVersions
 from .runners import WarmRunners
 
 __all__ = ["OrchestrateState"]
@@ -40,7 +41,9 @@ class OrchestrateState(param.Parameterized):
     installed = param.Boolean(default=False, doc="A valid install exists: Run is enabled.")
     install_note = param.String(default="")
     plan = param.Parameter(default=None, doc="The current WorkPlan (from CHECK DISTRIBUTE or saved).")
-    run_result = param.Parameter(default=None)
+    plan_unsaved = param.Boolean(default=False, doc="The plan was edited here and not saved: a plan saved "
+                                                    "elsewhere does not replace it.")
+    run_result = param.Parameter(default=None, doc="The app's last RunResult: this session's, or read from disk.")
     benchmark_result = param.Parameter(default=None)
     benchmark_all = param.Boolean(default=False, doc="Benchmark all enabled modes instead of one run.")
 
@@ -51,12 +54,19 @@ class OrchestrateState(param.Parameterized):
     broken_app = param.String(default="", doc="An app chosen but refused (its pyproject.toml breaks the "
                                               "contract): the page stays on the app it showed.")
 
+    # Watchers of ``app`` with a lower precedence see the previous app's state (a page closing its
+    # sections), those with a higher one the new app's (the page building them again).
+    SWITCH_PRECEDENCE = 10
+
     def __init__(self, app: str | None = None, apps_path: list[str] | None = None, *,
                  runners: WarmRunners | None = None, **params: Any) -> None:
         super().__init__(apps_path=list(apps_path or []), bus=EventBus(), **params)
         names = sorted(discover_apps([Path(p) for p in self.apps_path]))
         self.param.app.objects = names
         self._task: asyncio.Task | None = None
+        self._versions: FileVersions | None = None
+        self.reloading = False  # True while the settings file is read into the models: nothing saves them then
+        self.param.watch(self._load_app, ["app"], precedence=self.SWITCH_PRECEDENCE)
         # A served session shares one runner per app with the other sessions, held only while its
         # page is open in a browser (see open_page); without ``runners`` this process warms directly.
         self._runners = runners
@@ -66,8 +76,8 @@ class OrchestrateState(param.Parameterized):
             self._load_app()
 
     # -- app selection -----------------------------------------------------------------------------
-    @param.depends("app", watch=True)
-    def _load_app(self) -> None:
+    def _load_app(self, *_events: Any) -> None:
+        """Everything shown about the app, read from its files: settings, plan, last run, install."""
         try:
             env = AgiEnv(self.app, apps_path=self.apps_path or None, verbose=1)
         except AppError:
@@ -76,18 +86,64 @@ class OrchestrateState(param.Parameterized):
             broken, self.app = self.app, self.env.app  # back to the app shown (loaded again) ...
             self.broken_app = broken  # ... and say why the other one was refused
             return
-        self.env, self.broken_app = env, ""
-        try:
-            self.settings = AppSettings(self.env)
-            self.settings_error = ""
-        except Exception as exc:  # broken file: keep it, offer to reseed
-            self.settings, self.settings_error = None, str(exc)
-        self.plan = AGI.load_plan(self.env)
-        self.run_result = self.benchmark_result = None
-        self.install_result = None
+        _seed_settings(env)  # a file seeded now is not a change made elsewhere
+        self._versions = _app_files(env)  # before reading: a change made meanwhile shows at the next refresh
+        settings, settings_error = _read_settings(env)
+        # One batch: whatever follows the state sees the new app whole, never part of the previous one.
+        self.param.update(env=env, settings=settings, settings_error=settings_error, plan=AGI.load_plan(env),
+                          plan_unsaved=False, run_result=AGI.last_run(env), benchmark_result=None,
+                          install_result=None, error="", error_details="", broken_app="")
         self.refresh_install()
+        self._follow_modes()
+
+    def _follow_modes(self) -> None:
         if self.settings is not None:
             self.settings.cluster.param.watch(lambda *_: self.refresh_install(), ["pool", "cython", "rapids", "cluster_enabled"])
+
+    def refresh_from_disk(self) -> list[str]:
+        """Take in what another session or the command line saved for this app since this session read it
+        (a page calls it when a section opens, and every action before it starts); returns what changed.
+
+        Settings are re-read into the same models (only the values that differ change); a work plan edited
+        here and not saved is kept.
+        """
+        changed = self._versions.changed() if self._versions is not None else []
+        env = self.env
+        if "settings" in changed:
+            self._versions.seen("settings")
+            self._reload_settings()
+        if "plan" in changed and not self.plan_unsaved:
+            self._versions.seen("plan")
+            self.plan = AGI.load_plan(env)
+        if "last_run" in changed:
+            self._versions.seen("last_run")
+            self.run_result = AGI.last_run(env)
+        if "benchmark" in changed:
+            self._versions.seen("benchmark")
+            self.benchmark_result = None
+            self.param.trigger("benchmark_result")  # views read benchmark.json again
+        if not self.busy:
+            from ..install import check_install
+
+            reason = check_install(env, self.settings.cluster.mode if self.settings else 0)
+            if (reason is None) != self.installed or (reason or "") != self.install_note:
+                changed.append("install")
+                self.refresh_install()
+        return changed
+
+    def _reload_settings(self) -> None:
+        if self.settings is None:  # it could not be read before: maybe it can now
+            settings, settings_error = _read_settings(self.env)
+            self.param.update(settings=settings, settings_error=settings_error)
+            self._follow_modes()
+            return
+        self.reloading = True
+        try:
+            self.settings.reload(keep_unsaved=True)
+        except Exception as exc:  # broken meanwhile: show why, as at load
+            self.param.update(settings=None, settings_error=str(exc))
+        finally:
+            self.reloading = False
 
     def refresh_install(self) -> None:
         """Run is enabled while a previous INSTALL still covers the modes the toggles select."""
@@ -132,6 +188,11 @@ class OrchestrateState(param.Parameterized):
         self._load_app()
         return backup
 
+    def _seen(self, *names: str) -> None:
+        """This session wrote ``names`` itself (and holds what it wrote)."""
+        if self._versions is not None:
+            self._versions.seen(*names)
+
     # -- actions -----------------------------------------------------------------------------------
     async def _act(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
         if self.busy:
@@ -159,11 +220,14 @@ class OrchestrateState(param.Parameterized):
         return False
 
     async def install(self) -> Any:
-        cluster = self.settings.cluster
+        self.refresh_from_disk()
+        cluster, env = self.settings.cluster, self.env
 
         async def call() -> Any:
-            result = await AGI.install(self.env, scheduler=cluster.scheduler or None, workers=dict(cluster.workers),
+            result = await AGI.install(env, scheduler=cluster.scheduler or None, workers=dict(cluster.workers),
                                        modes_enabled=cluster.mode, events=self.bus)
+            if self.env is not env:  # another app was chosen meanwhile: this outcome is not its own
+                return result
             self.install_result = result
             self.installed = bool(result.ok)
             self.install_note = "" if result.ok else "; ".join(h.error for h in result.hosts.values() if not h.ok)
@@ -174,17 +238,23 @@ class OrchestrateState(param.Parameterized):
         return await self._act("INSTALL", call)
 
     async def check_distribute(self) -> Any:
-        cluster = self.settings.cluster
+        self.refresh_from_disk()
+        settings, env = self.settings, self.env
 
         async def call() -> Any:
-            self.plan = await AGI.get_distrib(self.env, scheduler=cluster.scheduler or None,
-                                              workers=dict(cluster.workers), events=self.bus, **self.settings.args_dict)
-            return self.plan
+            plan = await AGI.get_distrib(env, scheduler=settings.cluster.scheduler or None,
+                                         workers=dict(settings.cluster.workers), events=self.bus, **settings.args_dict)
+            if self.env is env:
+                self._seen("plan")
+                self.param.update(plan=plan, plan_unsaved=False)
+            return plan
 
         return await self._act("CHECK DISTRIBUTE", call)
 
     def save_plan(self) -> Path:
         path = AGI.save_plan(self.env, self.plan)
+        self._seen("plan")
+        self.plan_unsaved = False
         self.param.trigger("plan")
         return path
 
@@ -201,14 +271,42 @@ class OrchestrateState(param.Parameterized):
         )
 
     async def run(self) -> Any:
+        self.refresh_from_disk()
+        env = self.env
+
         async def call() -> Any:
-            result = await AGI.run(self.env, request=self.run_request(), events=self.bus, keep_cluster=True)
+            result = await AGI.run(env, request=self.run_request(), events=self.bus, keep_cluster=True)
+            if self.env is not env:
+                return result
+            self._seen("plan", "last_run", "benchmark")
             if hasattr(result, "runs"):
                 self.benchmark_result = result
                 self.run_result = result.runs[-1] if result.runs else None
             else:
                 self.run_result = result
-            self.plan = AGI.load_plan(self.env)
+            self.param.update(plan=AGI.load_plan(env), plan_unsaved=False)
             return result
 
         return await self._act("RUN", call)
+
+
+def _app_files(env: AgiEnv) -> FileVersions:
+    return FileVersions({"settings": env.settings_path, "plan": env.plan_path, "last_run": env.last_run_path,
+                         "benchmark": env.benchmark_path})
+
+
+def _seed_settings(env: AgiEnv) -> None:
+    from ..settings import SettingsStore
+
+    try:
+        SettingsStore(env.settings_path, env.settings_seed_path).ensure_seeded()
+    except Exception:  # noqa: BLE001 - reading the settings next says what is wrong with the file
+        pass
+
+
+def _read_settings(env: AgiEnv) -> tuple[AppSettings | None, str]:
+    """The app's settings, or None and why the file could not be read (it is kept: a page offers to reseed)."""
+    try:
+        return AppSettings(env), ""
+    except Exception as exc:
+        return None, str(exc)

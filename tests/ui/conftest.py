@@ -58,6 +58,25 @@ class Served:
     def export_csv(self) -> Path:
         return self.dirs["AGILAB_EXPORT_ABS"] / APP / "export.csv"
 
+    def log_size(self) -> int:
+        """Where the server log ends now (see :meth:`assert_log_clean`)."""
+        try:
+            return self.log.stat().st_size
+        except OSError:
+            return 0
+
+    def log_problems(self, start: int = 0) -> list[str]:
+        """Lines of the server log after byte ``start`` that report an error."""
+        with open(self.log, "rb") as handle:
+            handle.seek(start)
+            text = handle.read().decode(errors="replace")
+        return [line for line in text.splitlines() if _LOG_PROBLEM.search(line)]
+
+    def assert_log_clean(self, start: int = 0) -> None:
+        """The server logged no error since byte ``start``."""
+        problems = self.log_problems(start)
+        assert not problems, "the server logged:\n" + "\n".join(problems[:20]) + "\n" + self.log_tail()
+
     def log_tail(self, chars: int = 4000) -> str:
         try:
             return self.log.read_text(errors="replace")[-chars:]
@@ -132,32 +151,60 @@ def browser(served: Served) -> Iterator[object]:
             browser.close()
 
 
-@pytest.fixture
-def page(browser: object, served: Served) -> Iterator[object]:
+_LOCAL_SCHEMES = ("data:", "blob:", "about:")
+# What a server log line says when something failed: a traceback, a logged error, an uncaught exception.
+_LOG_PROBLEM = re.compile(r"Traceback|\bERROR\b|Exception|\bError:")
+
+
+def open_page(browser: object, served: Served, path: str = "") -> object:
+    """A new browser page on the dashboard that records page errors (``page.js_errors``) and refuses, and
+    records (``page.external_requests``), every request to another host: the page must need nothing else."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
+    external: list[str] = []
+    origin = served.url.rstrip("/")
+
     def on_error(exc: object) -> None:
-        stack = str(getattr(exc, "stack", ""))
-        frames = [line.strip() for line in stack.splitlines() if line.strip().startswith("at ")]
-        # Tabulator (inside Panel) redrawing a table whose element is not laid out yet throws from its
-        # own code and recovers on the next draw: a known upstream race, recorded but not a page error.
-        upstream_race = bool(frames) and "tabulator-tables" in frames[0]
-        if not upstream_race:
-            errors.append(str(exc))
+        errors.append(str(exc))
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with open(ARTIFACTS / "js-errors.txt", "a") as out:  # the whole stack, for diagnosis
             out.write(f"{exc}\n{getattr(exc, 'stack', '')}\n\n")
 
+    def elsewhere(url: str) -> bool:
+        return not (url == origin or url.startswith(origin + "/") or url.startswith(_LOCAL_SCHEMES))
+
+    def refuse(route: object) -> None:
+        external.append(route.request.url)  # type: ignore[attr-defined]
+        route.abort("blockedbyclient")  # type: ignore[attr-defined]
+
+    context.route(elsewhere, refuse)
     page.on("pageerror", on_error)
-    page.goto(served.url)
-    page.get_by_text("System settings").first.wait_for()
     page.js_errors = errors  # type: ignore[attr-defined]
+    page.external_requests = external  # type: ignore[attr-defined]
+    page.goto(served.url + path)
+    page.get_by_text("System settings").first.wait_for()
+    return page
+
+
+def assert_clean(page: object) -> None:
+    """No page error and no request to another host so far."""
+    assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+    assert not page.external_requests, page.external_requests  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def page(browser: object, served: Served) -> Iterator[object]:
+    """A page of the dashboard; the test fails on a page error, a request to another host or a server error."""
+    start = served.log_size()
+    page = open_page(browser, served)
     try:
         yield page
+        assert_clean(page)
+        served.assert_log_clean(start)
     finally:
-        context.close()
+        page.context.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

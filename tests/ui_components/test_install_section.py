@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from agilab_panel.events import StepEvent
+from agilab_panel.install import install_steps
 from agilab_panel.ui.install_section import InstallSection
 from agilab_panel.ui.state import OrchestrateState
 
@@ -61,7 +62,31 @@ def test_step_events_fill_the_host_table(minimal_state: OrchestrateState) -> Non
     bus.emit(StepEvent(host="127.0.0.1", step="runtime", state="done", seconds=2.5))
     section._feed.flush()
     assert table.step("127.0.0.1", "runtime") == "ok 2.5s"
-    assert list(table.frame.columns) == ["host", "status", "venv", "runtime", "ssh", "detail"]
+    # the steps INSTALL runs are laid out first; a step no one announced (a remote host's) comes after them
+    assert list(table.frame.columns) == ["host", "status", "venv", "runtime", "app", "check", "ssh", "detail"]
+
+
+def test_install_events_only_fill_the_columns_laid_out_before_it(minimal_state: OrchestrateState) -> None:
+    """A Tabulator whose columns change rebuilds itself in the browser, and the updates that follow
+    fail there ("Cannot read properties of null"): during INSTALL the table keeps its columns."""
+    section = InstallSection(minimal_state)
+    steps = install_steps(minimal_state.env, minimal_state.settings.cluster.mode)
+    table = section.hosts._table
+    assert list(table.value.columns) == ["host", "status", *steps, "detail"]  # before any event
+    frames: list[list[str]] = []
+    table.param.watch(lambda event: frames.append(list(event.new.columns)), "value")
+    minimal_state.busy = "INSTALL"
+    for step in steps:
+        minimal_state.bus.emit(StepEvent(host="127.0.0.1", step=step, state="started"))
+        section._feed.flush()
+        minimal_state.bus.emit(StepEvent(host="127.0.0.1", step=step, state="done", seconds=0.5))
+        section._feed.flush()
+    minimal_state.busy = ""
+    assert section.hosts._table is table and len(frames) >= 2 * len(steps)
+    assert all(columns == ["host", "status", *steps, "detail"] for columns in frames)
+    assert section.hosts.step("127.0.0.1", steps[-1]) == "ok 0.5s"
+    minimal_state.settings.cluster.cython = True  # other toggles, other steps: a new table, not new columns
+    assert section.hosts._table is not table and "cython" in section.hosts._table.value.columns
 
 
 async def test_failed_install_names_the_host(minimal_state: OrchestrateState) -> None:

@@ -12,6 +12,7 @@ import nbformat
 import panel as pn
 import pytest
 
+from agilab_panel.ui import offline
 from agilab_panel.ui import page as page_module
 from agilab_panel.ui.notebook_section import NotebookSection
 from agilab_panel.ui.page import SECTIONS, OrchestratePage
@@ -155,3 +156,23 @@ def test_dropped_sections_stop_following_the_state(page: OrchestratePage) -> Non
     page.state.benchmark_all = not page.state.benchmark_all
     assert run.snippet.code == before  # the old Run section no longer reacts
     assert page.slots["load_data"].section is not load
+
+
+def test_the_page_needs_nothing_from_other_hosts(minimal_state: OrchestrateState) -> None:
+    """Button icons are inline SVG (an icon name makes BokehJS fetch a web font from a CDN) and every file
+    the template links is served by the page's own server (no Google Fonts)."""
+    page = OrchestratePage(minimal_state, lazy=False)
+    widgets = [w for slot in page.slots.values() for w in pn.panel(slot.section).select(pn.widgets.Widget)]
+    icons = [w.icon for w in widgets if getattr(w, "icon", None)]
+    assert len(icons) >= 10 and all(icon.startswith("<svg") for icon in icons)
+    resources = page.template.resolve_resources(cdn=False)
+    links = [url for kind in ("js", "js_modules", "css") for url in resources[kind].values()]
+    assert offline.FONT_CSS in links and not [url for url in links if "//" in url]
+    assert (offline.ASSETS / "fonts" / "open-sans.css").is_file()
+
+
+def test_the_app_cannot_change_while_an_action_runs(page: OrchestratePage) -> None:
+    page.state.busy = "RUN"  # the outcome of an action is recorded for the app it ran for
+    assert page.app_select.disabled
+    page.state.busy = ""
+    assert not page.app_select.disabled
