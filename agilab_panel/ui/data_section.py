@@ -16,6 +16,7 @@ from ..agi import AGI
 from ..export import export_columns, output_columns, output_frame
 from .logs import Watchers, details_card
 from .offline import icon
+from .tables import show_frame
 from .run_section import muted
 
 __all__ = ["LoadDataSection", "PrepareDataSection"]
@@ -125,15 +126,17 @@ class LoadDataSection(pn.viewable.Viewer):
         rows, cols = frame.shape
         self._info.object = (f"**{rows:,} rows × {cols} columns** · {_describe(Path(self.path))} · "
                              f"loaded at {time.strftime('%H:%M:%S', time.localtime(self._loaded_at))}")
-        if self.table is None:
-            self.table = pn.widgets.Tabulator(
-                frame, pagination="remote", page_size=self.page_size, disabled=True, selectable=False, show_index=False,
-                sizing_mode="stretch_width", layout="fit_data_table", header_filters=False, margin=(5, 10),
-            )
-        else:
-            self.table.value = frame
-            self.table.page = 1
-        self._body.objects = [self.table]
+        table = show_frame(self.table, frame, self._make_table)  # other columns: another table
+        if table is self.table:
+            table.page = 1
+        self.table = table
+        self._body.objects = [table]
+
+    def _make_table(self, frame: pd.DataFrame) -> pn.widgets.Tabulator:
+        return pn.widgets.Tabulator(
+            frame, pagination="remote", page_size=self.page_size, disabled=True, selectable=False, show_index=False,
+            sizing_mode="stretch_width", layout="fit_data_table", header_filters=False, margin=(5, 10),
+        )
 
     def close(self) -> None:
         """Stop following the state (the section is being dropped)."""
