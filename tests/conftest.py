@@ -74,12 +74,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[st
 
 
 @pytest.fixture
-def use_home(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Path]], None]:
+def use_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, Path]], None]]:
+    """Point the test at a shared installed home; the settings a test saves there are put back after it.
+
+    Saving args changes only the keys given, so without this a value one test saved (``fail_on=1``)
+    would carry over into every later test of the same home.
+    """
+    saved: dict[Path, bytes] = {}
+
     def use(dirs: dict[str, Path]) -> None:
         for name, path in dirs.items():
             monkeypatch.setenv(name, str(path))
+        for settings in (dirs["AGILAB_HOME"] / "apps").glob("*/app_settings.toml"):
+            saved.setdefault(settings, settings.read_bytes())
 
-    return use
+    yield use
+    for settings, content in saved.items():
+        if not settings.exists() or settings.read_bytes() != content:
+            settings.write_bytes(content)
 
 
 @pytest.fixture
