@@ -35,7 +35,8 @@ class OrchestrateState(param.Parameterized):
 
     env = param.Parameter(default=None, doc="AgiEnv of the selected app.")
     settings = param.Parameter(default=None, doc="AppSettings (cluster, service health, args models).")
-    bus = param.Parameter(default=None, doc="EventBus of this session: logs, steps, partitions.")
+    bus = param.Parameter(default=None, doc="EventBus of this session and app (a new one with each app: the "
+                                            "logs, steps and partitions of another app are not this one's).")
 
     install_result = param.Parameter(default=None)
     installed = param.Boolean(default=False, doc="A valid install exists: Run is enabled.")
@@ -89,10 +90,12 @@ class OrchestrateState(param.Parameterized):
         _seed_settings(env)  # a file seeded now is not a change made elsewhere
         self._versions = _app_files(env)  # before reading: a change made meanwhile shows at the next refresh
         settings, settings_error = _read_settings(env)
+        # another app's events are not this app's (a reseed keeps the bus the open views follow)
+        bus = self.bus if self.env is not None and self.env.app == env.app else EventBus()
         # One batch: whatever follows the state sees the new app whole, never part of the previous one.
-        self.param.update(env=env, settings=settings, settings_error=settings_error, plan=AGI.load_plan(env),
-                          plan_unsaved=False, run_result=AGI.last_run(env), benchmark_result=None,
-                          install_result=None, error="", error_details="", broken_app="")
+        self.param.update(env=env, bus=bus, settings=settings, settings_error=settings_error,
+                          plan=AGI.load_plan(env), plan_unsaved=False, run_result=AGI.last_run(env),
+                          benchmark_result=None, install_result=None, error="", error_details="", broken_app="")
         self.refresh_install()
         self._follow_modes()
 

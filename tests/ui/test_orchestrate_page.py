@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 
-from .conftest import APP, Served, assert_clean, open_page
+from .conftest import APP, SMALL_ARGS, Served, assert_clean, open_page
 
 pytestmark = [pytest.mark.ui, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -113,74 +113,6 @@ def test_first_pass_workflow(page, served: Served, shot) -> None:  # noqa: ANN00
     assert not page.js_errors, page.js_errors
 
 
-SECTIONS = ("Distribute", "Run", "Notebook", "LOAD DATA", "Prepare Data for Pipeline and Analysis")
-
-
-def _checklist(page) -> dict[str, bool]:  # noqa: ANN001
-    """The sidebar's first-pass checklist as shown: label -> ticked."""
-    done = {text.strip(" ✓○\n") for text in page.locator("li.done").all_inner_texts()}
-    todo = {text.strip(" ✓○\n") for text in page.locator("li.todo").all_inner_texts()}
-    return {**dict.fromkeys(todo, False), **dict.fromkeys(done, True)}
-
-
-def _switch(page, app: str) -> None:  # noqa: ANN001
-    """Choose ``app`` and wait until the last section (Prepare Data) is drawn again."""
-    page.get_by_label("App").select_option(app)
-    page.get_by_role("heading", name=app, exact=True).wait_for()
-    page.get_by_role("button", name=re.compile(r"^Write export\.csv")).wait_for()
-
-
-def _visible(page, text: str | re.Pattern) -> int:  # noqa: ANN001
-    """How many elements showing ``text`` are visible now."""
-    found = page.get_by_text(text)
-    return sum(1 for i in range(found.count()) if found.nth(i).is_visible())
-
-
-def _expect_app_a(page, shot, name: str) -> None:  # noqa: ANN001
-    from playwright.sync_api import expect
-
-    expect(page.get_by_text(re.compile(r"RUN done in [\d.]+ s")).first).to_be_visible(timeout=60_000)
-    assert _checklist(page) == dict.fromkeys(["Settings loaded", "Installed", "Work plan checked", "Run done",
-                                              "Output available"], True)
-    assert _button(page, "RUN").is_enabled() and _visible(page, "Ready.") >= 1
-    assert _visible(page, "No distribution yet") == 0 and _visible(page, "No output yet") == 0
-    _button(page, "LOAD DATA").last.click()  # the section's button (its card header bears the same name)
-    expect(page.get_by_text(re.compile(r"4 rows × \d+ columns · .* loaded at")).first).to_be_visible(timeout=60_000)
-    shot(page, name)
-
-
-def test_switching_apps_shows_each_apps_own_state(page, served: Served, shot) -> None:  # noqa: ANN001
-    """Install and run app A (flight_telemetry), switch to B (mandelbrot, never installed), look at every
-    section, switch back: each time the page shows the selected app's own state, as saved on disk."""
-    from playwright.sync_api import expect
-
-    for title in SECTIONS:  # opened first: INSTALL would open Run by itself
-        _open(page, title)
-    _button(page, "INSTALL").click()  # nothing to do when the first pass installed it already
-    page.get_by_text("The worker environment is installed on").first.wait_for(timeout=300_000)
-    run = _button(page, "RUN")
-    expect(run).to_be_enabled()
-    run.click()
-    page.get_by_text(re.compile(r"RUN done in [\d.]+ s")).first.wait_for(timeout=300_000)
-    _expect_app_a(page, shot, "11-app-a")
-
-    _switch(page, "mandelbrot")
-    expect(page.get_by_text("No output yet").first).to_be_visible(timeout=60_000)  # the sections are B's now
-    assert _checklist(page) == {"Settings loaded": True, "Installed": False, "Work plan checked": False,
-                                "Run done": False, "Output available": False}
-    assert _visible(page, re.compile(r"Run INSTALL first")) >= 2  # Install and Run both say so
-    assert _button(page, "RUN").is_disabled()
-    for text in ("No benchmark yet", "No distribution yet", "Nothing loaded yet", "No work plan yet"):
-        assert _visible(page, text) >= 1, text
-    for text in ("RUN done in", "Ready.", "loaded at", "Work plan: RUN will use"):
-        assert _visible(page, text) == 0, text
-    assert page.get_by_role("button", name="mandelbrot args", exact=True).is_visible()
-    shot(page, "12-app-b-not-installed")
-
-    _switch(page, "flight_telemetry")
-    _expect_app_a(page, shot, "13-app-a-again")
-
-
 def test_a_long_run_blocks_nothing_and_can_be_cancelled(browser, served: Served, shot) -> None:  # noqa: ANN001
     """Runs after the first pass (installed app): a RUN on big inputs, a second session, then Cancel."""
     import psutil
@@ -236,3 +168,77 @@ def test_a_long_run_blocks_nothing_and_can_be_cancelled(browser, served: Served,
     assert_clean(first)
     served.assert_log_clean(log_start)
     first.context.close()
+
+
+SECTIONS = ("Distribute", "Run", "Notebook", "LOAD DATA", "Prepare Data for Pipeline and Analysis")
+
+
+def _checklist(page) -> dict[str, bool]:  # noqa: ANN001
+    """The sidebar's first-pass checklist as shown: label -> ticked."""
+    done = {text.strip(" ✓○\n") for text in page.locator("li.done").all_inner_texts()}
+    todo = {text.strip(" ✓○\n") for text in page.locator("li.todo").all_inner_texts()}
+    return {**dict.fromkeys(todo, False), **dict.fromkeys(done, True)}
+
+
+def _switch(page, app: str) -> None:  # noqa: ANN001
+    """Choose ``app`` and wait until the last section (Prepare Data) is drawn again."""
+    page.get_by_label("App").select_option(app)
+    page.get_by_role("heading", name=app, exact=True).wait_for()
+    page.get_by_role("button", name=re.compile(r"^Write export\.csv")).wait_for()
+
+
+def _visible(page, text: str | re.Pattern) -> int:  # noqa: ANN001
+    """How many elements showing ``text`` are visible now."""
+    found = page.get_by_text(text)
+    return sum(1 for i in range(found.count()) if found.nth(i).is_visible())
+
+
+def _expect_app_a(page, shot, name: str) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text(re.compile(r"RUN done in [\d.]+ s")).first).to_be_visible(timeout=60_000)
+    assert _checklist(page) == dict.fromkeys(["Settings loaded", "Installed", "Work plan checked", "Run done",
+                                              "Output available"], True)
+    assert _button(page, "RUN").is_enabled() and _visible(page, "Ready.") >= 1
+    assert _visible(page, "No distribution yet") == 0 and _visible(page, "No output yet") == 0
+    _button(page, "LOAD DATA").last.click()  # the section's button (its card header bears the same name)
+    expect(page.get_by_text(re.compile(r"4 rows × \d+ columns · .* loaded at")).first).to_be_visible(timeout=60_000)
+    shot(page, name)
+
+
+def test_switching_apps_shows_each_apps_own_state(page, served: Served, shot) -> None:  # noqa: ANN001
+    """Install and run app A (flight_telemetry), switch to B (mandelbrot, never installed), look at every
+    section, switch back: each time the page shows the selected app's own state, as saved on disk."""
+    import tomlkit
+    from playwright.sync_api import expect
+
+    doc = tomlkit.parse(served.settings_file.read_text())
+    doc["args"].update(SMALL_ARGS)  # small again after the long run
+    served.settings_file.write_text(tomlkit.dumps(doc))
+    page.reload()
+    page.get_by_text("System settings").first.wait_for()
+    for title in SECTIONS:  # opened first: INSTALL would open Run by itself
+        _open(page, title)
+    _button(page, "INSTALL").click()  # nothing to do when the first pass installed it already
+    page.get_by_text("The worker environment is installed on").first.wait_for(timeout=300_000)
+    run = _button(page, "RUN")
+    expect(run).to_be_enabled()
+    run.click()
+    page.get_by_text(re.compile(r"RUN done in [\d.]+ s")).first.wait_for(timeout=300_000)
+    _expect_app_a(page, shot, "11-app-a")
+
+    _switch(page, "mandelbrot")
+    expect(page.get_by_text("No output yet").first).to_be_visible(timeout=60_000)  # the sections are B's now
+    assert _checklist(page) == {"Settings loaded": True, "Installed": False, "Work plan checked": False,
+                                "Run done": False, "Output available": False}
+    assert _visible(page, re.compile(r"Run INSTALL first")) >= 2  # Install and Run both say so
+    assert _button(page, "RUN").is_disabled()
+    for text in ("No benchmark yet", "No distribution yet", "Nothing loaded yet", "No work plan yet"):
+        assert _visible(page, text) >= 1, text
+    for text in ("RUN done in", "Ready.", "loaded at", "Work plan: RUN will use"):
+        assert _visible(page, text) == 0, text
+    assert page.get_by_role("button", name="mandelbrot args", exact=True).is_visible()
+    shot(page, "12-app-b-not-installed")
+
+    _switch(page, "flight_telemetry")
+    _expect_app_a(page, shot, "13-app-a-again")

@@ -75,6 +75,9 @@ async def test_switching_apps_shows_each_apps_own_state_from_disk(installed, use
         await page.section("load_data").load()
         _assert_shows_minimal_app(page)
         distribute = page.slots["distribute"].section
+        page.slots["run"].section.logs.flush()
+        page.slots["run"].section.progress.flush()
+        assert page.slots["run"].section.logs.lines and page.slots["run"].section.progress.done == 4  # the RUN's
         watchers = watcher_count(state)
 
         page.app_select.value = "mandelbrot"  # never installed in this home, never run
@@ -86,8 +89,13 @@ async def test_switching_apps_shows_each_apps_own_state_from_disk(installed, use
         assert page.slots["distribute"].section is not distribute
         install = page.slots["install"].section
         assert "Run INSTALL first" in install.status_text
+        install.logs.flush()
+        assert install.logs.lines == []  # nothing that happened to minimal_app
         assert set(install.hosts.frame["status"]) == {"pending"}
         run = page.slots["run"].section
+        run.logs.flush()
+        run.progress.flush()
+        assert run.logs.lines == [] and run.progress.done == 0  # minimal_app's RUN is not shown for mandelbrot
         assert run.run_button.disabled and run._gate.visible and "Run INSTALL first" in run._gate.object
         assert not run._result.visible and "No benchmark yet" in visible_text(run._bench_card)
         assert "none saved yet" in run._plan_hint.object
