@@ -28,7 +28,8 @@ def _preload(modules: list[str], paths: list[str]) -> None:
     for path in reversed(paths):
         if path and path not in sys.path:
             sys.path.insert(0, path)
-    for name in ["pandas", "pyarrow.parquet", *modules]:
+    # the runner and its process pool machinery too: each forked run starts with them imported
+    for name in ["pandas", "pyarrow.parquet", "multiprocessing.synchronize", f"{__package__}.runner", *modules]:
         try:
             importlib.import_module(name)
         except Exception as exc:  # the child will report the real error with its job

@@ -165,6 +165,8 @@ async def test_job_files_left_by_killed_runs_and_the_runner_log_stay_bounded(ins
     await AGI.shutdown()  # the runner log is rotated when a runner starts
     jobs = env.user_app_dir / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
+    for left in [*jobs.glob("job-*.json"), *jobs.glob("event-*.json")]:  # by the killed engines of other tests
+        left.unlink()
     for i in range(30):  # what runs killed with their engine leave
         for name in (f"job-stale{i:02d}-x.json", f"event-stale{i:02d}-x.json"):
             (jobs / name).write_text("{}")
