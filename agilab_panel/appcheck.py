@@ -128,7 +128,7 @@ def kernel_stems(sources: Iterable[str]) -> list[str]:
     return [Path(s).stem for s in sources]
 
 
-def _module_clash(name: str, src: Path | None = None) -> str | None:
+def _module_clash(name: str) -> str | None:
     """What an importable module named ``name`` already is in the engine (None when the name is free)."""
     if name in sys.stdlib_module_names or name in sys.builtin_module_names:
         return "a module of Python's standard library"
@@ -139,8 +139,6 @@ def _module_clash(name: str, src: Path | None = None) -> str | None:
     if spec is None:
         return None
     where = spec.origin or (list(spec.submodule_search_locations or []) or ["?"])[0]
-    if src is not None and Path(where).resolve().is_relative_to(src.resolve()):
-        return None  # the app itself, imported earlier
     return f"a module the engine already imports ({where})"
 
 
@@ -232,17 +230,15 @@ def _static(path: Path, apps_paths: list[Path] | None) -> tuple[list[Problem], d
         c.add(pyproject, f"args, manager and worker must live in one package, not {sorted(set(packages.values()))}",
               tool_line)
     package = packages.get("worker") or next(iter(packages.values()), None)
-    if package:
-        clash = _module_clash(package, src)
-        if clash:
-            c.add(pyproject, f"the app package {package!r} would shadow {clash}", tool_line)
+    if package:  # (what it would shadow in the engine is checked by the import check, in a fresh interpreter)
         _other_apps(c, pyproject, text, path, package, apps_paths)
 
     stems = _kernels(c, pyproject, text, path, tool.get("cython", []))
     _worker_kernels(c, path, src, refs.get("worker"), stems)
     _settings(c, path / "app_settings.toml")
     _form(c, path / "app_args_form.py")
-    return c.problems, {"refs": refs, "src": str(src), "dependencies": list((project or {}).get("dependencies", []))}
+    return c.problems, {"refs": refs, "src": str(src), "dependencies": list((project or {}).get("dependencies", [])),
+                        "package": package, "where": [str(pyproject), tool_line]}
 
 
 def _other_apps(c: _Checker, pyproject: Path, text: str, path: Path, package: str,
@@ -361,8 +357,9 @@ def _source(obj: Any) -> tuple[str, int | None]:
         return getattr(sys.modules.get(getattr(obj, "__module__", "")), "__file__", "?") or "?", None
 
 
-def _imports(path: Path, refs: dict[str, str], dependencies: list[str]) -> list[Problem]:
-    """Import args, manager and worker; check their classes and method signatures."""
+def _imports(path: Path, found: dict[str, Any]) -> list[Problem]:
+    """Import args, manager and worker; check their classes and method signatures. Runs in a fresh
+    interpreter, so what the app's package would shadow is what the engine has, not what a caller imported."""
     import importlib
     import inspect
 
@@ -370,7 +367,11 @@ def _imports(path: Path, refs: dict[str, str], dependencies: list[str]) -> list[
 
     from .runtime.base import BaseManager, BaseWorker
 
+    refs, dependencies = found["refs"], found.get("dependencies", [])
     problems: list[Problem] = []
+    clash = _module_clash(found["package"]) if found.get("package") else None
+    if clash:
+        problems.append(Problem(*found["where"], f"the app package {found['package']!r} would shadow {clash}"))
     src = (path / "src").resolve()
     sys.path.insert(0, str(src))
 
@@ -458,21 +459,28 @@ def _dist_name(requirement: str) -> str:
 
 
 def _settings_args(path: Path, args_cls: type) -> list[Problem]:
-    """Every ``[args]`` value of the shipped settings must be one the args class accepts."""
+    """Every ``[args]`` value of the shipped settings, and of each argument set, must be one the args
+    class accepts."""
+    from .presets import PRESETS, check_presets
     from .settings import make_args
 
     file = path / "app_settings.toml"
     try:
         text = file.read_text(encoding="utf-8")
-        values = tomllib.loads(text).get("args", {})
-    except (OSError, tomllib.TOMLDecodeError):
+        values = dict(tomllib.loads(text).get("args", {}))
+    except (OSError, ValueError, TypeError, tomllib.TOMLDecodeError):
         return []  # reported by the file check
     problems = []
-    for key, value in (values.items() if isinstance(values, dict) else ()):
+    presets = values.pop(PRESETS, {})
+    for key, value in values.items():
         try:
             make_args(args_cls, {key: value}, path.name)
         except Exception as exc:  # noqa: BLE001
             problems.append(Problem(str(file), line_of(text, ("args", key)), f"[args] {exc}"))
+    try:
+        check_presets(presets, lambda k, v: make_args(args_cls, {k: v}, path.name))
+    except ValueError as exc:
+        problems.append(Problem(str(file), line_of(text, exc.keys), str(exc)))  # type: ignore[attr-defined]
     return problems
 
 
@@ -488,8 +496,8 @@ def check_app(path: str | Path, apps_paths: list[Path] | None = None, *, imports
     problems, found = _static(path, apps_paths)
     if not imports or not found.get("refs"):
         return problems
-    proc = subprocess.run(
-        [sys.executable, "-m", "agilab_panel.appcheck", str(path), json.dumps(found)],
+    proc = subprocess.run(  # -P: the caller's folder is not on the path (a folder there named like the app is no clash)
+        [sys.executable, "-P", "-m", "agilab_panel.appcheck", str(path), json.dumps(found)],
         capture_output=True, text=True, timeout=IMPORT_TIMEOUT, stdin=subprocess.DEVNULL,
     )
     try:
@@ -504,7 +512,7 @@ def check_app(path: str | Path, apps_paths: list[Path] | None = None, *, imports
 def _main(argv: list[str]) -> int:
     """``python -m agilab_panel.appcheck PATH FOUND_JSON``: the import check, as JSON on the last stdout line."""
     path, found = Path(argv[0]), json.loads(argv[1])
-    problems = _imports(path, found["refs"], found.get("dependencies", []))
+    problems = _imports(path, found)
     sys.stdout.flush()
     print("\n" + json.dumps([p.to_dict() for p in problems]))
     return 0

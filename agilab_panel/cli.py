@@ -84,15 +84,29 @@ def _emit(ns: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
+def _inputs(ns: argparse.Namespace, env: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    """(app arguments, data_in, data_out) of this call: the --preset's, with --set and --data-in/--data-out over them."""
+    params: dict[str, Any] = {}
+    folders: dict[str, str] = {}
+    if ns.preset:
+        from .presets import split_preset
+        from .settings import AppSettings
+
+        params, folders = split_preset(AppSettings(env).preset(ns.preset))
+    params.update(parse_set(ns.set))
+    return params, ns.data_in or folders.get("data_in"), ns.data_out or folders.get("data_out")
+
+
 async def _install(ns: argparse.Namespace) -> int:
     from .agi import AGI
 
     env = _env(ns)
-    for value in (ns.data_in, ns.data_out):  # install touches no data: a bad folder is still refused up front
+    params, data_in, data_out = _inputs(ns, env)
+    for value in (data_in, data_out):  # install touches no data: a bad folder is still refused up front
         if value:
             env.resolve_data_path(value, value)
     result = await AGI.install(env, scheduler=ns.scheduler, workers=_workers(ns.workers),
-                               modes_enabled=ns.modes_enabled, events=_bus(ns), force=ns.force, **parse_set(ns.set))
+                               modes_enabled=ns.modes_enabled, events=_bus(ns), force=ns.force, **params)
     lines = [f"{h}: {'ok' if r.ok else 'FAILED ' + r.error}" for h, r in result.hosts.items()]
     _emit(ns, result.to_dict(), "\n".join(lines))
     return 0 if result.ok else 1
@@ -101,8 +115,10 @@ async def _install(ns: argparse.Namespace) -> int:
 async def _distrib(ns: argparse.Namespace) -> int:
     from .agi import AGI
 
-    plan = await AGI.get_distrib(_env(ns), scheduler=ns.scheduler, workers=_workers(ns.workers),
-                                 events=_bus(ns), data_in=ns.data_in, data_out=ns.data_out, **parse_set(ns.set))
+    env = _env(ns)
+    params, data_in, data_out = _inputs(ns, env)
+    plan = await AGI.get_distrib(env, scheduler=ns.scheduler, workers=_workers(ns.workers),
+                                 events=_bus(ns), data_in=data_in, data_out=data_out, **params)
     loads = plan.loads()
     text = "\n".join(f"{slot}: {len(parts)} partitions, load {loads[slot]:.6g}" for slot, parts in plan.by_slot().items())
     _emit(ns, plan.to_dict(), text)
@@ -114,9 +130,10 @@ async def _run(ns: argparse.Namespace, modes: Any) -> int:
     from .request import DEFAULT_REPEATS, RunRequest
 
     env = _env(ns)
-    request = RunRequest(params=parse_set(ns.set), scheduler=ns.scheduler, workers=_workers(ns.workers), mode=modes,
+    params, data_in, data_out = _inputs(ns, env)
+    request = RunRequest(params=params, scheduler=ns.scheduler, workers=_workers(ns.workers), mode=modes,
                          rapids_enabled=getattr(ns, "rapids", False), verbose=ns.verbose, reset_target=ns.reset_target,
-                         data_in=ns.data_in, data_out=ns.data_out,
+                         data_in=data_in, data_out=data_out,
                          repeats=DEFAULT_REPEATS if getattr(ns, "repeats", None) is None else ns.repeats)
     try:
         result = await AGI.run(env, request=request, events=_bus(ns), keep_cluster=True, detach_cluster=ns.keep_cluster)
@@ -257,6 +274,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", metavar="K=V", help="override an app argument for this call")
         p.add_argument("--data-in", metavar="DIR", help="input folder (relative: in the cluster share); default <app>/data_in")
         p.add_argument("--data-out", metavar="DIR", help="output folder (relative: in the cluster share); default <app>/data_out")
+        p.add_argument("--preset", metavar="NAME", help="an argument set of the app ([args.presets.NAME]); "
+                                                        "--set, --data-in and --data-out override it")
 
     p = sub.add_parser("serve", help="serve the dashboard")
     p.add_argument("--address", default="127.0.0.1")

@@ -25,6 +25,7 @@ from .fsutil import atomic_write_text, keep_copy
 from .hosts import parse_host_port, validate_workers
 from .modes import benchmark_modes, mode_from_toggles, mode_label
 from .paths import check_worker_path
+from .presets import PRESETS, check_presets
 from .toml_lines import decode_error_line, line_of
 
 __all__ = [
@@ -48,7 +49,9 @@ SCHEMA = "agilab.app_settings.v1"
 SCHEMA_VERSION = 1
 MAX_SETTINGS_BYTES = 5 * 1024 * 1024  # far above any real settings file; larger is refused unread
 # The tables this schema knows, and where each must be a table.
-_TABLES = (("__meta__",), ("args",), ("cluster",), ("cluster", "workers"), ("cluster", "service_health"), ("service",))
+_TABLES = (("__meta__",), ("args",), ("cluster",), ("cluster", "workers"), ("cluster", "service_health"), ("service",),
+           ("args", PRESETS))
+MERGED_NOTE = "added from the app's app_settings.toml"  # on each line merge_seed adds
 
 
 class SettingsFileError(Exception):
@@ -331,6 +334,34 @@ class SettingsStore:
             atomic_write_text(self.path, tomlkit.dumps(doc))
             return doc
 
+    def merge_seed(self, accept: Callable[[dict[str, Any]], Any]) -> list[str]:
+        """Add the ``[args]`` keys and argument sets the app's own copy has and this file lacks, keeping
+        every value this file has; each added line says where it came from. Returns the keys added
+        (``args.size``, ``args.presets.tiny``). ``accept(args)`` checks the merged ``[args]`` first: when
+        it raises, or this file cannot be read, nothing is written."""
+        try:
+            seed = tomllib.loads(self.seed.read_text(encoding="utf-8")).get("args")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return []  # the app's copy is check-app's to report
+        if not isinstance(seed, Mapping) or not self.path.exists():
+            return []  # nothing to merge, or seeded whole on first load
+        added: list[str] = []
+        with self._lock:
+            try:
+                doc = self._parse(self._read_text())
+            except SettingsFileError:
+                return []
+            _merge({"args": seed}, doc, (), added)
+            if not added:
+                return []
+            text = tomlkit.dumps(doc)
+            try:
+                accept(tomllib.loads(text).get("args", {}))
+            except (ValueError, TypeError):
+                return []
+            atomic_write_text(self.path, text)
+        return added
+
     def reseed(self) -> Path | None:
         """Start again from the app's copy; a broken file is kept as ``.broken-<time>`` beside it."""
         backup = None
@@ -339,6 +370,25 @@ class SettingsStore:
                 backup = keep_copy(self.path)  # never over an earlier backup
             atomic_write_text(self.path, self.seed.read_text(encoding="utf-8"))
         return backup
+
+
+def _merge(seed: Mapping[str, Any], table: Any, path: tuple[str, ...], added: list[str]) -> None:
+    """Copy into ``table`` the keys of ``seed`` it lacks, recursively (see :meth:`SettingsStore.merge_seed`)."""
+    for key, value in seed.items():
+        keys = (*path, key)
+        if isinstance(value, Mapping):
+            if key not in table:  # a whole new table (an argument set): said once, by its name
+                table[key] = tomlkit.table()
+                _merge(value, table[key], keys, [])
+                table[key].add(tomlkit.nl())
+                added.append(".".join(keys))
+            elif isinstance(table[key], Mapping):  # else a shape error, reported when the file is loaded
+                _merge(value, table[key], keys, added)
+        elif key not in table:
+            item = tomlkit.item(value)
+            item.comment(MERGED_NOTE)
+            table[key] = item
+            added.append(".".join(keys))
 
 
 _CLUSTER_KEYS = [k for k in ClusterSettings.param if k not in ("name", "workers")]
@@ -363,8 +413,30 @@ class AppSettings:
         self.cluster = ClusterSettings(name="cluster")
         self.service_health = ServiceHealthSettings(name="service_health")
         self.args = self.args_class()
+        self.presets: dict[str, dict[str, Any]] = {}  # [args.presets.<name>]: named argument sets
         self._saved: dict[tuple[str, ...], Any] = {}
         self.reload()
+        self.merged = self._merge_app_copy()  # keys the app's copy brought in since this file was made
+
+    def _merge_app_copy(self) -> list[str]:
+        """Merge new arguments and argument sets of the app's copy into a file known to be usable whole."""
+        from .service.config import load_service_settings  # the service reads its table from this file
+
+        try:
+            load_service_settings(self)
+        except SettingsFileError:
+            return []  # refused as it is where it is used, and left as it is
+
+        def accept(args: dict[str, Any]) -> None:
+            values = dict(args)
+            presets = values.pop(PRESETS, {})
+            make_args(self.args_class, values, self.env.app)
+            check_presets(presets, lambda k, v: make_args(self.args_class, {k: v}, self.env.app))
+
+        added = self.store.merge_seed(accept)
+        if added:
+            self.reload()
+        return added
 
     def _leaves(self) -> dict[tuple[str, ...], Any]:
         """Every leaf the models hold, keyed like :meth:`SettingsStore.update`."""
@@ -416,8 +488,13 @@ class AppSettings:
         scratch_health = ServiceHealthSettings()
         self._checked(text, ("cluster", "service_health"), health_values, lambda k, v: _set_checked(scratch_health, k, v))
         args = {k: _plain(v) for k, v in dict(doc.get("args", {})).items()}
+        presets = args.pop(PRESETS, {})
         self._checked(text, ("args",), args, lambda k, v: make_args(self.args_class, {k: v}, self.env.app))
         loaded = args_to_dict(make_args(self.args_class, args, self.env.app))
+        try:
+            checked_presets = check_presets(presets, lambda k, v: make_args(self.args_class, {k: v}, self.env.app))
+        except ValueError as exc:
+            raise SettingsFileError(self.store.path, str(exc), line_of(text, exc.keys)) from exc  # type: ignore[attr-defined]
         kept = self._unsaved_kept(values, health_values, loaded) if keep_unsaved else {}
         # every value was checked above: the models change together, or not at all
         self.cluster.param.update(**{k: v for k, v in values.items() if ("cluster", k) not in kept})
@@ -425,6 +502,7 @@ class AppSettings:
             **{k: v for k, v in health_values.items() if ("cluster", "service_health", k) not in kept})
         self.args.param.update(**{k: v for k, v in loaded.items() if ("args", k) not in kept})
         self._saved = {**self._leaves(), **kept}  # a kept value still differs from the file: saving writes it
+        self.presets = checked_presets
 
     def _unsaved_kept(self, values: Mapping[str, Any], health: Mapping[str, Any],
                       args: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
@@ -457,6 +535,13 @@ class AppSettings:
         if keys:
             self.store.update({k: getattr(self.service_health, k[2]) for k in keys})
         self._mark_saved(keys)
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The argument set ``name`` (arguments, and ``data_in``/``data_out`` when it names them)."""
+        if name not in self.presets:
+            known = ", ".join(sorted(self.presets)) or "none"
+            raise ValueError(f"app {self.env.app!r} has no argument set {name!r} ([args.presets]: {known})")
+        return dict(self.presets[name])
 
     def save_args(self, values: Mapping[str, Any] | None = None) -> None:
         """Validate and persist ``values`` (only those: the file keeps every other argument as it has it);

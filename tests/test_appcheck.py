@@ -31,6 +31,27 @@ def test_builtin_apps_fulfil_the_contract(app: str) -> None:
     assert check_app(builtin_apps_path() / app) == []
 
 
+def test_the_answer_does_not_depend_on_what_the_caller_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dashboard that loaded another copy of an app's package, or runs in a folder holding one, still
+    gets the app's own answer: the import check runs in a fresh interpreter without the caller's folder."""
+    import shutil
+
+    copy = tmp_path / "copy" / "src" / "minimal_app"
+    shutil.copytree(builtin_apps_path() / "minimal_app" / "src" / "minimal_app", copy)
+    monkeypatch.syspath_prepend(str(copy.parent))
+    mine = {k: v for k, v in sys.modules.items() if k.split(".")[0] == "minimal_app"}
+    for name in mine:
+        del sys.modules[name]
+    try:
+        __import__("minimal_app")
+        monkeypatch.chdir(copy.parent)  # a folder named like the app's package in the current folder
+        assert check_app(builtin_apps_path() / "minimal_app") == []
+    finally:
+        for name in [k for k in sys.modules if k.split(".")[0] == "minimal_app"]:
+            del sys.modules[name]
+        sys.modules.update(mine)
+
+
 def test_every_problem_is_reported_with_its_file_and_line(tmp_path: Path) -> None:
     app = new_app("broken_app", "minimal", tmp_path)
     src = app / "src" / "broken_app"
@@ -71,6 +92,12 @@ def test_every_problem_is_reported_with_its_file_and_line(tmp_path: Path) -> Non
     assert {line for line, _ in messages} == {_lines(settings, "size = 0"), _lines(settings, "sizes = 3")}
     assert any("'sizes'" in m for _, m in messages) and any("size" in m and "at least 1" in m for _, m in messages)
 
+    # An argument set is checked the same way.
+    settings = _edit(app / "app_settings.toml", "size = 0\nsizes = 3", "size = 10\n\n[args.presets.tiny]\npartitions = -1")
+    messages = {(p.line, p.message) for p in check_app(app) if p.file.endswith("app_settings.toml")}
+    assert [line for line, _ in messages] == [_lines(settings, "partitions = -1")]
+    assert "[args.presets.tiny]" in next(iter(messages))[1]
+
 
 def test_a_syntax_error_is_named_once_with_its_line(tmp_path: Path) -> None:
     app = new_app("typo_app", "numeric", tmp_path)
@@ -93,8 +120,7 @@ def test_packages_and_names_that_would_clash(tmp_path: Path) -> None:
     for file in [shadow / "pyproject.toml", *(shadow / "src" / "shadow_app").glob("*.py")]:
         file.write_text(file.read_text().replace("shadow_app", "json"))
     (shadow / "src" / "shadow_app").rename(shadow / "src" / "json")
-    assert any("would shadow a module of Python's standard library" in p.message
-               for p in check_app(shadow, imports=False))
+    assert any("would shadow a module of Python's standard library" in p.message for p in check_app(shadow))
 
     assert "taken by" in check_name("mandelbrot")
     assert "standard library" in check_name("os")

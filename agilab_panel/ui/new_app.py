@@ -1,5 +1,5 @@
-"""Beside the app selector: "New app…" (the ``new-app`` scaffold) and the check-app problems of an app
-that cannot be opened or whose code does not load.
+"""Beside the app selector: "New app…" (the ``new-app`` scaffold), the check-app problems of an app
+that cannot be opened or whose code does not load, and the app's argument sets.
 
 An author's broken app is shown as a list of ``file:line: problem`` — the same words as
 ``agilab-panel check-app`` — instead of a traceback, and the page stays on the app it showed.
@@ -16,9 +16,10 @@ import param
 
 from ..appcheck import Problem, check_app
 from ..apps import discover_apps
+from ..presets import split_preset
 from ..scaffold import KINDS, new_app
 
-__all__ = ["AppProblems", "NewAppDialog", "DEFAULT_APPS_FOLDER"]
+__all__ = ["AppProblems", "ArgumentSets", "NewAppDialog", "DEFAULT_APPS_FOLDER"]
 
 DEFAULT_APPS_FOLDER = Path.home() / "agilab_apps"  # where new apps go when the page was given no apps folder
 _PROBLEMS_CSS = """
@@ -183,3 +184,55 @@ def _short(problem: Problem, root: Path | None) -> str:
     except ValueError:
         shown = path.name
     return f"{shown}:{problem.line}" if problem.line else shown
+
+
+class ArgumentSets(pn.viewable.Viewer):
+    """The app's argument sets (``[args.presets]``): Load one into ``[args]``; and which keys the app's
+    own settings brought into this user's file (merged when the app was opened)."""
+
+    message = param.String(default="", doc="What the last Load did.")
+
+    def __init__(self, state: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.select = pn.widgets.Select(label="Argument set", options=[], sizing_mode="stretch_width")
+        self.load_button = pn.widgets.Button(label="Load into args", color="light", width=130)
+        self.load_button.on_click(lambda _: self.load())
+        self._note = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px"}, margin=(0, 10))
+        self._layout = pn.Column(self.select, self.load_button, self._note, visible=False,
+                                 sizing_mode="stretch_width", margin=0)
+        state.param.watch(self._changed, ["settings"])
+        self._changed()
+
+    def _changed(self, *_events: Any) -> None:
+        settings = self.state.settings
+        presets = sorted(settings.presets) if settings is not None else []
+        merged = list(getattr(settings, "merged", []) or [])
+        self.select.options = presets
+        if self.select.value not in presets:
+            self.select.value = presets[0] if presets else None
+        self.select.visible = self.load_button.visible = bool(presets)
+        self._note.object = (f"Added from the app's settings: {', '.join(f'`{k}`' for k in merged)}" if merged else "")
+        self._layout.visible = bool(presets or merged)
+
+    def load(self) -> dict[str, Any] | None:
+        """Save the chosen set's arguments into ``[args]`` (the other arguments keep their values)."""
+        settings, name = self.state.settings, self.select.value
+        if settings is None or not name:
+            return None
+        args, folders = split_preset(settings.preset(name))
+        try:
+            settings.save_args(args)
+        except ValueError as exc:
+            self.message = str(exc).splitlines()[0]
+        else:
+            where = ", ".join(f"{k} {v}" for k, v in folders.items())
+            self.message = (f"Loaded '{name}' into [args]." + (
+                f" Its folders ({where}) apply with `--preset {name}` on the command line." if where else ""))
+            self.state.param.trigger("settings")  # every section shows the saved values
+        self._note.object = self.message
+        return args
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+

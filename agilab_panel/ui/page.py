@@ -202,11 +202,12 @@ class OrchestratePage(pn.viewable.Viewer):
         self.app_select = pn.widgets.Select.from_param(self.state.param.app, label="App", sizing_mode="stretch_width")
         self._app_info = pn.pane.Markdown("", styles=_MUTED, sizing_mode="stretch_width")
         self._checklist = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[_CHECK_CSS], margin=(0, 10))
-        from .new_app import AppProblems, NewAppDialog
+        from .new_app import AppProblems, ArgumentSets, NewAppDialog
 
         self.new_app, self.app_problems = NewAppDialog(self.state), AppProblems(self.state)
+        self.argument_sets = ArgumentSets(self.state)
         self.sidebar = pn.Column(
-            self.app_select, self.new_app, self.app_problems, self._app_info,
+            self.app_select, self.new_app, self.app_problems, self.argument_sets, self._app_info,
             pn.pane.Markdown("#### First pass", margin=(10, 10, 0, 10)), self._checklist,
             sizing_mode="stretch_width",
         )

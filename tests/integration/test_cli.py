@@ -83,3 +83,25 @@ def test_data_in_and_data_out_keep_two_argument_sets_apart(installed):
     assert plan.returncode == 0 and json.loads(plan.stdout)["data_out"] == str(share / "sets" / "tiny" / "out")
     escape = _cli(dirs, "install", "--app", "minimal_app", "--data-out", "../outside")
     assert escape.returncode != 0 and "outside the cluster share" in escape.stderr and escape.stderr.count("\n") == 1
+
+
+def test_a_preset_runs_its_arguments_into_its_own_folder(installed):
+    import tomlkit
+
+    dirs = installed("minimal_app")
+    settings = dirs["AGILAB_HOME"] / "apps" / "minimal_app" / "app_settings.toml"
+    before = settings.read_text()
+    doc = tomlkit.parse(before)
+    doc["args"]["presets"] = {"tiny": {"partitions": 2, "size": 50, "data_out": "tiny/out"}}
+    settings.write_text(tomlkit.dumps(doc))
+    try:
+        proc = _cli(dirs, "run", "--app", "minimal_app", "--mode", "0", "--preset", "tiny", "--json")
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["rows"] == 2 and result["output"] == str(dirs["AGI_CLUSTER_SHARE"] / "tiny" / "out" / "minimal_output.parquet")
+        over = _cli(dirs, "distrib", "--app", "minimal_app", "--preset", "tiny", "--set", "partitions=3", "--json")
+        assert over.returncode == 0 and len(json.loads(over.stdout)["partitions"]) == 3  # --set wins over the preset
+        unknown = _cli(dirs, "run", "--app", "minimal_app", "--preset", "huge")
+        assert unknown.returncode != 0 and "no argument set 'huge'" in unknown.stderr and "tiny" in unknown.stderr
+    finally:
+        settings.write_text(before)

@@ -66,3 +66,28 @@ def test_a_broken_app_shows_its_problems_and_the_page_stays_on_the_app_shown(tmp
     page.app_problems.again_button.clicks += 1  # ... and checks again
     assert state.app == "bad_args" and state.settings is not None and state.settings_error == ""
     assert not page.app_problems._layout.visible and "syntax error" not in visible_text(page.sidebar)
+
+
+def test_argument_sets_load_into_args_and_merged_keys_are_said(tmp_path: Path) -> None:
+    import tomllib
+
+    from agilab_panel.ui.new_app import ArgumentSets
+
+    apps = tmp_path / "apps"
+    app = new_app("sets_app", "numeric", apps)
+    seed = app / "app_settings.toml"
+    seed.write_text(seed.read_text().replace("[cluster]", "[args.presets.tiny]\npoints = 500\ndata_out = \"tiny/out\"\n\n[cluster]"))
+    state = OrchestrateState("sets_app", apps_path=[str(apps)])
+    sets = ArgumentSets(state)
+    assert sets.select.options == ["tiny"] and sets._layout.visible
+
+    sets.load()
+    saved = tomllib.loads(state.env.settings_path.read_text())["args"]
+    assert saved["points"] == 500 and saved["partitions"] == 8 and state.settings.args.points == 500
+    assert "--preset tiny" in sets.message and "data_out tiny/out" in sets.message
+
+    seed.write_text(seed.read_text().replace("[cluster]", "[args.presets.big]\npoints = 900000\n\n[cluster]"))
+    later = OrchestrateState("sets_app", apps_path=[str(apps)])  # the app's copy gained a set since
+    shown = ArgumentSets(later)
+    assert shown.select.options == ["big", "tiny"] and "`args.presets.big`" in visible_text(shown)
+    assert later.settings.args.points == 500  # the user's own value stays
