@@ -233,7 +233,8 @@ def test_switching_apps_shows_each_apps_own_state(page, served: Served, shot) ->
                                 "Run done": False, "Output available": False}
     assert _visible(page, re.compile(r"Run INSTALL first")) >= 2  # Install and Run both say so
     assert _button(page, "RUN").is_disabled()
-    for text in ("No benchmark yet", "No distribution yet", "Nothing loaded yet", "No work plan yet"):
+    for text in ("No benchmark yet", "No distribution yet", "Nothing loaded yet", "No work plan yet",
+                 "No install logs yet", "No run logs yet"):  # nothing of A's INSTALL and RUN either
         assert _visible(page, text) >= 1, text
     for text in ("RUN done in", "Ready.", "loaded at", "Work plan: RUN will use"):
         assert _visible(page, text) == 0, text
