@@ -37,6 +37,15 @@ def agilab_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
     return dirs
 
 
+@pytest.fixture(autouse=True)
+def no_warm_runner_left() -> Iterator[None]:
+    """A test's warm runners end with it, whether or not it shut the engine down: later tests count runners."""
+    yield
+    from agilab_panel.execute.zygote import kill_zygotes
+
+    kill_zygotes()
+
+
 _VARS = ("AGILAB_HOME", "AGI_CLUSTER_SHARE", "AGILAB_EXPORT_ABS", "AGILAB_LOG_ABS")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..runtime.lifecycle import kill_group
 from .common import child_env
 
-__all__ = ["Zygote", "zygote_for", "close_zygotes"]
+__all__ = ["Zygote", "zygote_for", "close_zygotes", "kill_zygotes"]
 
 _RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
 LOG_LIMIT = 1 << 20  # bytes of runner.log kept before it is rotated
@@ -194,3 +194,9 @@ async def close_zygotes(within: Path | None = None) -> None:
                 await zygote.close()
             else:
                 zygote.kill()
+
+
+def kill_zygotes() -> None:
+    """Stop every warm runner of this process at once, without a loop (the loops that started them may be closed)."""
+    while _zygotes:
+        _zygotes.popitem()[1].kill()

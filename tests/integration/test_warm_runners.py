@@ -34,11 +34,11 @@ async def env(installed, use_home):
 
 
 async def test_warm_ups_asked_at_once_start_one_runner(env):
-    assert _runners() == []
+    before = set(_runners())
     assert await asyncio.gather(*(AGI.warm(env) for _ in range(4))) == [True] * 4
-    assert len(_runners()) == 1
+    assert len(set(_runners()) - before) == 1
     await AGI.cool(env)
-    assert _runners() == []
+    assert set(_runners()) == before
 
 
 async def test_the_runner_ends_with_its_last_holder_and_after_its_running_action(env):
