@@ -80,6 +80,7 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
                 watch.result()
         reduce = client.submit(tasks.reduce_results, shared, *futures, pure=False, key=f"agi-{job.run_id}-reduce")
         info = await _race(reduce, watch)
+        await _sample_heartbeats(cluster)  # and one as it ends, however short the run
         for status in statuses.values():  # results are in: a late progress message changes nothing
             if status.status != "done":
                 status.status = "done"
@@ -130,7 +131,8 @@ async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], status
     watchdog waits a short grace period for that before blaming the last partition seen starting.
     """
     first_seen: float | None = None
-    last_beat = 0.0
+    await _sample_heartbeats(cluster)  # the plot has a point per worker as soon as the run starts
+    last_beat = time.monotonic()
     while True:
         await asyncio.sleep(WATCH_INTERVAL)
         dead = cluster.dead_slots()
@@ -154,6 +156,15 @@ async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], status
         if label:
             statuses[label].status, statuses[label].error = "failed", f"worker {slot} died"
         raise RunError(f"worker {slot} died while running partition {label or '(none)'}", partition=label, worker=slot)
+
+
+async def _sample_heartbeats(cluster: WorkerCluster) -> None:
+    """One heartbeat event per slot now (a scheduler that does not answer is the watchdog's business)."""
+    if cluster.bus is None or cluster.client is None:
+        return
+    with contextlib.suppress(Exception):
+        info = await asyncio.wait_for(cluster._identity(), 5)
+        _heartbeats(cluster, info.get("workers", {}))
 
 
 def _heartbeats(cluster: WorkerCluster, workers: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ A flat line near zero is a healthy worker; a line that climbs is a worker that s
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import holoviews as hv
@@ -14,12 +15,19 @@ import param
 from holoviews.streams import Buffer
 
 from ..events import Event, EventBus, RunEvent, WorkerEvent
+from ..modes import DASK_MODE, mode_label
 from .logs import EventFeed
 
 __all__ = ["HeartbeatPlot"]
 
 _COLUMNS = ["t", "worker", "age"]
 _HISTORY_ROWS = 20_000
+MIN_SPAN = 10.0  # seconds the time axis shows at least, so the first points do not stretch across it
+MIN_AGE = 2.0  # seconds the age axis shows at least: healthy ages (well under a second) stay near the floor
+IDLE_TEXT = ("No heartbeats yet: during a cluster run (a mode with Dask), each worker's heartbeat age is "
+             "plotted here about once a second.")
+WAITING_TEXT = "The cluster run has started: waiting for the workers' first heartbeat…"
+LOCAL_TEXT = "This run ({mode}) uses no Dask workers, so it sends no heartbeats; cluster runs plot them here."
 
 
 class HeartbeatPlot(pn.viewable.Viewer):
@@ -35,8 +43,7 @@ class HeartbeatPlot(pn.viewable.Viewer):
         self.buffer = Buffer(pd.DataFrame({"t": [], "worker": [], "age": []}), length=_HISTORY_ROWS, index=False)
         plot = hv.DynamicMap(self._element, streams=[self.buffer])
         self._pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=(5, 10))
-        self._empty = pn.pane.Markdown("No heartbeats yet: they stream here, once a second per worker, while a "
-                                       "cluster run goes on.", margin=(5, 10), styles={"color": "#6b6b6b"})
+        self._empty = pn.pane.Markdown(IDLE_TEXT, margin=(5, 10), styles={"color": "#6b6b6b"})
         # visibility is switched on a wrapper: switching it on the HoloViews pane itself trips Panel
         self._plot_box = pn.Column(self._pane, sizing_mode="stretch_width", margin=0, visible=False)
         self._layout = pn.Column(self._empty, self._plot_box, sizing_mode="stretch_width", margin=0)
@@ -54,6 +61,8 @@ class HeartbeatPlot(pn.viewable.Viewer):
             if isinstance(event, RunEvent):
                 self._start, rows, self.workers, self.latest = event.time, [], [], {}
                 self.buffer.clear()
+                self._empty.object = WAITING_TEXT if event.mode & DASK_MODE else LOCAL_TEXT.format(
+                    mode=mode_label(event.mode))
                 continue
             start = self._start if self._start is not None else event.time
             rows.append((event.time - start, event.worker, float(event.age)))
@@ -73,8 +82,21 @@ class HeartbeatPlot(pn.viewable.Viewer):
         return hv.Path(paths, ["t", "age"], vdims=["worker", "lane"]).opts(
             color="lane", cmap="Category10", line_width=2, tools=["hover"], responsive=True, height=220,
             title="Worker heartbeats (age of the last one)", xlabel="seconds since the run started",
-            ylabel="heartbeat age (s)", framewise=True, ylim=(0, None),
+            ylabel="heartbeat age (s)", framewise=True, xlim=self.time_range(data), ylim=self.age_range(data),
         )
+
+    @staticmethod
+    def time_range(data: pd.DataFrame) -> tuple[float, float]:
+        """From the run's start to the last heartbeat, at least :data:`MIN_SPAN` wide (a single point
+        would otherwise make a zero-width axis)."""
+        last = float(data["t"].max()) if len(data) else math.nan
+        return 0.0, MIN_SPAN if math.isnan(last) else max(MIN_SPAN, last * 1.05)
+
+    @staticmethod
+    def age_range(data: pd.DataFrame) -> tuple[float, float]:
+        """From zero to the oldest heartbeat age seen, at least :data:`MIN_AGE`."""
+        top = float(data["age"].max()) if len(data) else math.nan
+        return 0.0, MIN_AGE if math.isnan(top) else max(MIN_AGE, top * 1.15)
 
     def flush(self) -> int:
         return self._feed.flush()
