@@ -16,7 +16,7 @@ from .execute.cluster import cluster_pool
 from .execute.common import make_job
 from .execute.result import BenchmarkResult, RunError, RunResult
 from .fsutil import atomic_write_text
-from .paths import claim_output, reset_output
+from .paths import PathEscapeError, claim_output, inside, reset_output
 from .plan import WorkPlan
 from .request import RunRequest
 from .settings import AppSettings
@@ -215,8 +215,12 @@ class AGI:
                 output, stamp = data["output"], float(data.get("time", 0.0))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if output and Path(output).exists() and (newest is None or stamp > newest[0]):
-                newest = (stamp, Path(output))
+            try:  # a record names a file the engine wrote under the share: anything else is not previewed
+                path = inside(app_env.share, output, "output", root_name="share") if output else None
+            except (PathEscapeError, TypeError):
+                continue
+            if path is not None and path.is_file() and (newest is None or stamp > newest[0]):
+                newest = (stamp, path)
         return newest[1] if newest else None
 
     @staticmethod

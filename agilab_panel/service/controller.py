@@ -153,6 +153,7 @@ async def wait_submission(env: AgiEnv, submission: str, timeout: float | None = 
     While no task of it finishes for a heartbeat timeout, the service is checked (``status``), so a
     loop that died meanwhile is restarted and its task run again: the wait never outlasts a dead loop.
     """
+    q.check_submission_id(submission)
     paths = q.ServicePaths.of(env.share, env.app)
     deadline = None if timeout is None else time.monotonic() + timeout
     progress, since = -1, time.monotonic()

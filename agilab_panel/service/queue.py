@@ -54,6 +54,7 @@ __all__ = [
     "cleanup",
     "write_submission",
     "read_submission",
+    "check_submission_id",
     "finish_submission",
     "save_results",
     "load_results",
@@ -160,6 +161,16 @@ class Retention:
 def safe_name(slot: str) -> str:
     """A slot id as a file name part (``127.0.0.1-0`` and ``[::1]-0`` stay as they are)."""
     return _UNSAFE.sub("_", slot).replace("@", "_")
+
+
+_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,127}")
+
+
+def check_submission_id(submission: object) -> str:
+    """A submission id as a caller gives it back: it names files under the queue, so nothing else is read."""
+    if not isinstance(submission, str) or not _ID.fullmatch(submission):
+        raise ValueError(f"{submission!r} is not a submission id (letters, digits, '-' and '_', as submit returns)")
+    return submission
 
 
 def new_submission_id() -> str:
