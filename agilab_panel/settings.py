@@ -132,6 +132,8 @@ class ClusterSettings(param.Parameterized):
     scheduler = HostPort("", doc="Dask scheduler host[:port]; empty starts one on this machine.")
     user = param.String("", doc="SSH user for remote hosts (never a password).")
     ssh_key_path = param.String("", doc="SSH private key for remote hosts.")
+    ssh_trust_new_hosts = param.Boolean(False, doc="Trust a remote host never seen before on first use (its key "
+                                        "is recorded in known_hosts); a changed host key is always refused.")
     workers = WorkerMap({"127.0.0.1": 2}, doc='Worker map {"host": slots}.')
     workers_data_path = WorkerPath("", doc="Data folder as seen from the workers (empty: the share).")
 

@@ -1,0 +1,13 @@
+"""Remote hosts over SSH (engine side, no UI): connections with verified host keys, quoted commands,
+host checks, and the install of worker environments on other machines."""
+from __future__ import annotations
+
+from .checks import HostFacts, check_host, check_hosts, probe
+from .commands import command_line, run_captured, run_streamed
+from .connect import connect, host_key_line
+from .errors import RemoteHostError
+from .options import SshOptions, check_remote_host, check_remote_path, check_user
+
+__all__ = ["HostFacts", "RemoteHostError", "SshOptions", "check_host", "check_hosts", "check_remote_host",
+           "check_remote_path", "check_user", "command_line", "connect", "host_key_line", "probe",
+           "run_captured", "run_streamed"]
