@@ -29,12 +29,14 @@ from .paths import check_worker_path, inside
 from .settings import AppSettings
 
 __all__ = [
+    "SERVICE_ACTIONS",
     "SNIPPET_KINDS",
     "SNIPPET_VERSION",
     "available_kinds",
     "literal",
     "render_snippet",
     "save_snippets",
+    "service_snippet",
     "snippet_file_name",
     "snippet_for",
 ]
@@ -51,6 +53,9 @@ _FILE_NAMES = {
 _VERBS = {"install": "install", "distrib": "get_distrib", "run": "run", "serve": "serve"}
 # Parameters of AGI.get_distrib an app argument passed as a keyword would silently land in.
 _DISTRIB_OWN = frozenset({"app_env", "scheduler", "workers", "events", "save"})
+_SUBMIT_OWN = frozenset({"app_env", "events"})
+# The serve snippet of each Service mode button; submit awaits AGI.submit instead of AGI.serve.
+SERVICE_ACTIONS = ("start", "status", "health", "stop", "submit")
 _IND = "    "
 
 
@@ -173,17 +178,19 @@ def _call(verb: str, items: list[tuple[str, str]], indent: str = "") -> str:
     return f"await AGI.{verb}(\n" + "\n".join(lines) + f"\n{indent})"
 
 
-def _distrib_kwargs(args: dict[str, Any], indent: str) -> list[tuple[str, str]]:
+def _distrib_kwargs(args: dict[str, Any], indent: str, own: frozenset[str] = _DISTRIB_OWN,
+                    verb: str = "get_distrib") -> list[tuple[str, str]]:
     for key in args:
-        if key in _DISTRIB_OWN:
-            raise ValueError(f"argument name {key!r} clashes with a parameter of AGI.get_distrib; rename it in the app")
+        if key in own:
+            raise ValueError(f"argument name {key!r} clashes with a parameter of AGI.{verb}; rename it in the app")
     plain = [(k, literal(v)) for k, v in args.items() if _is_keyword_safe(k)]
     other = {k: v for k, v in args.items() if not _is_keyword_safe(k)}
     return plain + ([("", "**" + _block(other, indent))] if other else [])
 
 
 def _body(kind: str, *, verbose: int, scheduler: str | None, workers: dict[str, int], mode: int | None,
-          args: dict[str, Any], rapids_enabled: bool, workers_data_path: str | None, notebook: bool) -> list[str]:
+          args: dict[str, Any], rapids_enabled: bool, workers_data_path: str | None, notebook: bool,
+          service_action: str = "start") -> list[str]:
     """The lines of ``main()`` after ``app_env`` is built: one awaited call and a short summary.
 
     A script stops the Dask cluster its run started (``keep_cluster=False``): nothing will reuse it
@@ -209,12 +216,8 @@ def _body(kind: str, *, verbose: int, scheduler: str | None, workers: dict[str, 
             f"{_IND}print(f\"{{slot}}: {{len(parts)}} partitions, load {{loads[slot]:.6g}}\")",
             "return plan",
         ]
-    if kind == "serve":  # starts the service: its loops keep running after the script (stop: action="stop")
-        return [
-            f"result = {_call('serve', [('action', literal('start')), *where])}",
-            "print(result[\"message\"])",
-            "return result",
-        ]
+    if kind == "serve":  # start: its loops keep running after the script (stop: action="stop")
+        return _service_body(service_action, where, args, i1)
     request = [
         ("params", _block(args, i2)),
         ("scheduler", literal(scheduler)),
@@ -237,6 +240,27 @@ def _body(kind: str, *, verbose: int, scheduler: str | None, workers: dict[str, 
         ]
     return lines + [
         "print(f\"{result.label}: {result.rows} rows in {result.seconds:.3f}s -> {result.output}\")",
+        "return result",
+    ]
+
+
+def _service_body(action: str, where: list[tuple[str, str]], args: dict[str, Any], indent: str) -> list[str]:
+    """A service action: start names the cluster; the others find the running service from its state file."""
+    if action == "submit":
+        return [
+            f"submission = {_call('submit', _distrib_kwargs(args, indent, _SUBMIT_OWN, 'submit'))}",
+            "print(f\"submitted {submission}\")",
+            "return submission",
+        ]
+    if action == "health":
+        return [
+            f"health = {_call('serve', [('action', literal('health'))])}",
+            "print(health[\"status\"], health[\"workers_unhealthy_count\"], health[\"path\"])",
+            "return health",
+        ]
+    return [
+        f"result = {_call('serve', [('action', literal(action)), *(where if action == 'start' else [])])}",
+        "print(result[\"message\"])",
         "return result",
     ]
 
@@ -264,15 +288,19 @@ def render_snippet(
     rapids_enabled: bool = False,
     workers_data_path: str | None = None,
     notebook: bool = False,
+    service_action: str = "start",
 ) -> str:
     """The source of one snippet from plain values.
 
     ``mode`` is ``modes_enabled`` for install and the run mode for run (``None``: benchmark the
     enabled modes); ``notebook=True`` gives the form for a running event loop (a cell ending with
-    ``result = await main()``). Raises :class:`ValueError` for a key that is not an identifier, a
-    value that is not plain data, or a bad scheduler, worker map, mode or verbosity.
+    ``result = await main()``). ``service_action`` (serve only) is one of :data:`SERVICE_ACTIONS`.
+    Raises :class:`ValueError` for a key that is not an identifier, a value that is not plain data,
+    or a bad scheduler, worker map, mode, verbosity or service action.
     """
     _check_kind(kind)
+    if service_action not in SERVICE_ACTIONS:
+        raise ValueError(f"service action must be one of {', '.join(SERVICE_ACTIONS)}, got {service_action!r}")
     if not isinstance(app, str) or not app:
         raise ValueError(f"app must be a non-empty name or folder, got {app!r}")
     values = {
@@ -285,7 +313,7 @@ def render_snippet(
         "rapids_enabled": bool(rapids_enabled),
         "workers_data_path": check_worker_path(str(workers_data_path)) if workers_data_path else None,
     }
-    body = _body(kind, notebook=notebook, **values)
+    body = _body(kind, notebook=notebook, service_action=service_action, **values)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     header = [
         f"# agilab-panel snippet v{SNIPPET_VERSION} · app {_comment(app)} · generated {stamp}",
@@ -299,7 +327,7 @@ def render_snippet(
     ]
     source = "\n".join([*header, *imports, "from agilab_panel import AGI, AgiEnv, RunRequest", "", "", *main]) + "\n"
     source += "\n\nresult = await main()\n" if notebook else _SCRIPT_TAIL
-    _verify(source, _VERBS[kind], notebook)
+    _verify(source, "submit" if kind == "serve" and service_action == "submit" else _VERBS[kind], notebook)
     return source
 
 
@@ -347,6 +375,21 @@ def snippet_for(kind: str, settings: AppSettings, *, benchmark: bool = False, no
         rapids_enabled=cluster.rapids,
         workers_data_path=cluster.workers_data_path or None,
         notebook=notebook,
+    )
+
+
+def service_snippet(action: str, settings: AppSettings, *, notebook: bool = False) -> str:
+    """The snippet of one Service mode button: ``AGI.serve(app_env, action=...)`` or ``AGI.submit(app_env, **args)``.
+
+    Start names the scheduler (while the cluster is enabled) and the worker map; status, health and stop
+    find the running service from its state file; submit carries the saved args.
+    """
+    cluster = settings.cluster
+    return render_snippet(
+        "serve", app=app_reference(settings.env), verbose=cluster.verbose,
+        scheduler=(cluster.scheduler or None) if cluster.cluster_enabled else None,
+        workers=dict(cluster.workers), mode=None, args=settings.args_dict if action == "submit" else {},
+        notebook=notebook, service_action=action,
     )
 
 

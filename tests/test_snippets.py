@@ -340,3 +340,21 @@ def test_save_snippets_writes_nothing_when_one_snippet_cannot_be_rendered(settin
 def test_engine_side_modules_do_not_import_panel() -> None:
     code = "import sys, agilab_panel.snippets, agilab_panel.notebook; sys.exit('panel' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_each_service_action_has_its_snippet(settings: AppSettings) -> None:
+    from agilab_panel.snippets import SERVICE_ACTIONS, service_snippet
+
+    for action in ("start", "status", "health", "stop"):
+        call = _kwargs(_agi_call(service_snippet(action, settings), "serve"))
+        assert ast.literal_eval(call["action"]) == action
+        assert ({"scheduler", "workers"} <= set(call)) == (action == "start")  # the others find the running service
+    submit = service_snippet("submit", settings)
+    assert {k: ast.literal_eval(v) for k, v in _kwargs(_agi_call(submit, "submit")).items()} == {"partitions": 4,
+                                                                                                  "size": 20000}
+    assert "submit" in SERVICE_ACTIONS and "await AGI.serve(" not in submit
+    with pytest.raises(ValueError, match="service action must be one of"):
+        service_snippet("restart", settings)
+    with pytest.raises(ValueError, match="clashes with a parameter of AGI.submit"):
+        render_snippet("serve", app="minimal_app", verbose=0, scheduler=None, workers=WORKERS, mode=None,
+                       args={"events": 1}, service_action="submit")

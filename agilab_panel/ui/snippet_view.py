@@ -27,9 +27,11 @@ class SnippetView(pn.viewable.Viewer):
     filename = param.String(default="snippet.py")
     problem = param.String(default="", doc="Why no snippet is shown.")
 
-    def __init__(self, state: Any, kind: str, benchmark: Callable[[], bool] = lambda: False, **params: Any) -> None:
+    def __init__(self, state: Any, kind: str, benchmark: Callable[[], bool] = lambda: False,
+                 render: Callable[[Any], str] | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.state, self.kind, self.benchmark = state, kind, benchmark
+        self.render = render  # the snippet from the settings, when not snippet_for(kind) (a service action)
         self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
                                       styles={"max-height": "340px", "overflow-y": "auto"})
         self._source = pn.widgets.TextAreaInput(value="", visible=False)
@@ -72,7 +74,8 @@ class SnippetView(pn.viewable.Viewer):
             problem = "No snippet: the settings file could not be read (see System settings)."
         else:
             try:
-                code = snippet_for(self.kind, settings, benchmark=self.benchmark())
+                code = (self.render(settings) if self.render is not None
+                        else snippet_for(self.kind, settings, benchmark=self.benchmark()))
                 self.filename = snippet_file_name(self.kind, settings.env.app)
             except Exception as exc:  # a value the generator refuses: say which, keep the page
                 problem, alert = f"No snippet for these settings: {exc}", "warning"
