@@ -201,7 +201,7 @@ def _plan(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> _Plan:
     package = spec.worker_module.split(".")[0]
 
     steps = {"venv": _digest(sys.version, sys.executable)}
-    steps["runtime"] = _digest(steps["venv"], *requirements, "|", *constraints, str(project_root()),
+    steps["runtime"] = _digest(steps["venv"], "bytecode", *requirements, "|", *constraints, str(project_root()),
                                _read(project_root() / "pyproject.toml"))
     steps["app"] = _digest(steps["runtime"], app_target, pyproject)
     if pyx:
@@ -443,11 +443,24 @@ class _Host:
         if not (root / "pyproject.toml").is_file():
             raise _StepFailed(f"agilab_panel is not installed from its source tree ({root} has no pyproject.toml)")
         python, constraints = str(self.plan.python), str(self.write_constraints())
-        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "-c", constraints,
-                                   *self.plan.requirements], "installing the runtime packages failed")
+        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "--compile-bytecode", "-c",
+                                   constraints, *self.plan.requirements], "installing the runtime packages failed")
         await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "--no-deps", "-e", str(root)],
                        "installing agilab_panel failed")
+        await self.compile("runtime", root / "agilab_panel")
         return ", ".join(self.plan.requirements)
+
+    async def compile(self, step: str, folder: Path) -> None:
+        """Bytecode for an editable install's sources, which uv's ``--compile-bytecode`` (site-packages
+        only) does not reach: where a worker cannot write it (PYTHONDONTWRITEBYTECODE, read-only or
+        shared filesystems) every fresh worker would compile its imports again. A file that does not
+        compile is only a warning: if the worker imports it, the check step names the error."""
+        if folder.is_dir():
+            cmd = [str(self.plan.python), "-m", "compileall", "-q", "-j", "0", str(folder)]
+            code, _ = await _stream(cmd, self.bus, self.plan.host, step, self.plan.wenv)
+            if code != 0:
+                self.bus.log(f"some files of {folder} do not compile to bytecode", level="WARNING", source="install",
+                             host=self.plan.host, step=step)
 
     async def app(self) -> str:
         pyproject = _read(self.env.spec.path / "pyproject.toml")
@@ -457,8 +470,9 @@ class _Host:
         if conflicts:
             raise _StepFailed("; ".join(conflicts))
         constraints = str(self.write_constraints())
-        await self.run("app", [self.uv(), "pip", "install", "--python", str(self.plan.python), "-c", constraints,
-                               "-e", self.plan.app_target], f"installing app {self.env.app!r} failed")
+        await self.run("app", [self.uv(), "pip", "install", "--python", str(self.plan.python), "--compile-bytecode",
+                               "-c", constraints, "-e", self.plan.app_target], f"installing app {self.env.app!r} failed")
+        await self.compile("app", self.env.spec.src_path)
         return self.plan.app_target
 
     async def cython(self) -> str:

@@ -7,6 +7,7 @@ ones makes its own install calls, so it asserts on what it did itself.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import agilab_panel.runtime.runner
 from agilab_panel.apps import builtin_apps_path
 from agilab_panel.env import AgiEnv
 from agilab_panel.events import Event, EventBus, LogLine, StepEvent
@@ -77,7 +79,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         for var, sub in (("AGILAB_HOME", "home"), ("AGI_CLUSTER_SHARE", "share"),
                          ("AGILAB_EXPORT_ABS", "export"), ("AGILAB_LOG_ABS", "log")):
             mp.setenv(var, str(tmp / sub))
-        env = AgiEnv("minimal_app")
+        # As on hosts where nothing writes bytecode at run time: what is compiled, install compiled.
+        mp.setenv("PYTHONDONTWRITEBYTECODE", "1")
+        app = tmp / "fresh" / "minimal_app"  # a copy without __pycache__: the app's bytecode is the install's
+        shutil.copytree(builtin_apps_path() / "minimal_app", app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        env = AgiEnv(str(app))
         result, events, live = asyncio.run(_cold_install(env))
         yield Installed(env, result, events, live, tmp)
 
@@ -96,6 +102,21 @@ def test_cold_install(installed: Installed) -> None:
     assert state and state["fingerprint"] == install_fingerprint(env, MODES)
     assert check_install(env, MODES) is None
     json.dumps(result.to_dict())
+
+
+def test_install_compiles_bytecode(installed: Installed) -> None:
+    """Workers that may not write bytecode (PYTHONDONTWRITEBYTECODE, read-only installs) find it compiled:
+    the runtime's packages in site-packages, and the editable app and agilab_panel sources."""
+    env = installed.env
+    site = next((worker_python(env).parent.parent / "lib").glob("python3*/site-packages"))
+    pandas_files = list((site / "pandas").rglob("*.py"))
+    assert pandas_files
+    uncompiled = [p for p in pandas_files if not Path(importlib.util.cache_from_source(str(p))).is_file()]
+    assert not uncompiled, uncompiled[:5]
+    app_files = list((env.spec.src_path / "minimal_app").glob("*.py"))
+    assert app_files
+    for path in [*app_files, Path(agilab_panel.runtime.runner.__file__)]:
+        assert Path(importlib.util.cache_from_source(str(path))).is_file(), path
 
 
 def test_install_streams_live(installed: Installed) -> None:
