@@ -7,6 +7,7 @@ manager; the worker is imported only inside the worker environment.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from .appcheck import cython_entry_problem, tool_value_problem
 
-__all__ = ["AppError", "AppSpec", "builtin_apps_path", "discover_apps", "load_app"]
+__all__ = ["AppError", "AppSpec", "apps_paths_from_environment", "builtin_apps_path", "discover_apps", "load_app"]
 
 
 class AppError(Exception):
@@ -25,6 +26,11 @@ class AppError(Exception):
 def builtin_apps_path() -> Path:
     """The ``apps/`` folder shipped beside the package."""
     return Path(__file__).resolve().parent.parent / "apps"
+
+
+def apps_paths_from_environment() -> list[Path]:
+    """The extra app folders of ``AGILAB_APPS_PATH`` (separated like PATH): every command and the page see the same apps."""
+    return [Path(p) for p in os.environ.get("AGILAB_APPS_PATH", "").split(os.pathsep) if p]
 
 
 def _import_object(ref: str, src_path: Path) -> Any:

@@ -156,10 +156,17 @@ def _modes_list(text: str | None) -> list[int] | None:
     return [parse_mode(item) for item in text.split(",") if item.strip()]
 
 
+def _apps_paths(ns: argparse.Namespace) -> list[Path]:
+    """``--apps-path`` folders when given, else those of ``AGILAB_APPS_PATH``, as AgiEnv takes them."""
+    from .apps import apps_paths_from_environment
+
+    return [Path(p) for p in ns.apps_path] if ns.apps_path else apps_paths_from_environment()
+
+
 def _apps(ns: argparse.Namespace) -> int:
     from .apps import discover_apps, load_app
 
-    found = discover_apps([Path(p) for p in ns.apps_path or []])
+    found = discover_apps(_apps_paths(ns))
     data = {name: {"path": str(path), "description": load_app(path).description} for name, path in found.items()}
     _emit(ns, data, "\n".join(f"{n:<20} {d['description']}" for n, d in data.items()))
     return 0
@@ -191,7 +198,7 @@ def _check_app(ns: argparse.Namespace) -> int:
     from .appcheck import check_app
     from .apps import AppError, discover_apps
 
-    apps_paths = [Path(p) for p in ns.apps_path or []]
+    apps_paths = _apps_paths(ns)
     folder = Path(ns.app).expanduser()
     if not (folder / "pyproject.toml").is_file():
         found = discover_apps(apps_paths)
@@ -208,7 +215,7 @@ def _check_app(ns: argparse.Namespace) -> int:
 def _new_app(ns: argparse.Namespace) -> int:
     from .scaffold import new_app
 
-    path = new_app(ns.name, ns.kind, ns.dir, [Path(p) for p in ns.apps_path or []])
+    path = new_app(ns.name, ns.kind, ns.dir, _apps_paths(ns))
     _emit(ns, {"app": ns.name, "kind": ns.kind, "path": str(path)}, str(path))
     return 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .apps import AppError, AppSpec, discover_apps, load_app
+from .apps import AppError, AppSpec, apps_paths_from_environment, discover_apps, load_app
 
 __all__ = ["AgiEnv"]
 
@@ -31,8 +31,7 @@ class AgiEnv:
             raise ValueError(f"verbose must be an int 0..3, got {verbose!r}")
         self.verbose = verbose
         if apps_path is None:
-            extra = os.environ.get("AGILAB_APPS_PATH", "")
-            self.apps_paths = [Path(p) for p in extra.split(os.pathsep) if p]
+            self.apps_paths = apps_paths_from_environment()
         elif isinstance(apps_path, (list, tuple)):
             self.apps_paths = [Path(p) for p in apps_path]
         else:

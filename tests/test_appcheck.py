@@ -155,3 +155,17 @@ def test_the_documented_keys_are_the_checked_keys() -> None:
     table = docs.split("## `[tool.agilab]`")[1].split("\n\n")[1]
     documented = [row.split("`")[1] for row in table.splitlines()[2:]]
     assert documented == list(TOOL_KEYS)
+
+
+def test_commands_find_the_apps_of_agilab_apps_path_like_the_page(tmp_path: Path) -> None:
+    new_app("env_app", "minimal", tmp_path / "apps")
+    env = {**os.environ, "AGILAB_APPS_PATH": str(tmp_path / "apps")}
+    cli = [sys.executable, "-m", "agilab_panel.cli"]
+    checked = subprocess.run([*cli, "check-app", "--app", "env_app"], capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert checked.returncode == 0 and "fulfils the contract" in checked.stdout, checked.stdout + checked.stderr
+    listed = subprocess.run([*cli, "apps", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert "env_app" in json.loads(listed.stdout)
+    elsewhere = subprocess.run([*cli, "apps", "--json", "--apps-path", str(tmp_path / "none")],
+                               capture_output=True, text=True, env=env, timeout=300)
+    assert "env_app" not in json.loads(elsewhere.stdout)  # --apps-path, when given, replaces the variable
