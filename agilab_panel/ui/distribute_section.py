@@ -31,6 +31,7 @@ from .settings_section import FieldMessage
 __all__ = ["ArgsEditor", "DistributeSection", "WorkplanEditor", "load_args_form", "summary_path"]
 
 _MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
+PAGE_SIZE = 25  # rows per page of the Workplan table
 _GENERATED, _CUSTOM = "Generated form", "Custom form (app_args_form.py)"
 
 
@@ -397,8 +398,10 @@ class WorkplanEditor(pn.viewable.Viewer):
             return
         self.table.editors = {"partition": None, "weight": None,
                               "worker slot": {"type": "list", "values": list(plan.slots)}}
-        self.table.pagination = "local" if len(plan.partitions) > 25 else None
-        self.table.page_size = 25
+        # pages of 25 rows; the browser holds every row up to 10,000 (Panel's own limit), one page beyond
+        count = len(plan.partitions)
+        self.table.page_size = PAGE_SIZE
+        self.table.pagination = None if count <= PAGE_SIZE else "local" if count <= 10_000 else "remote"
         self.table.value = self._frame()
         self._redraw()
 

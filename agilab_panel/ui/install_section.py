@@ -10,7 +10,7 @@ import param
 from ..events import Event, StepEvent
 from ..hosts import is_local_host
 from ..install import install_steps
-from .logs import ActionStatus, EventFeed, LogView, Watchers, cancel_button
+from .logs import ActionStatus, EventFeed, LogView, Watchers, cancel_button, log_archive_dir
 from .offline import icon
 from .snippet_view import SnippetView
 from .tables import show_frame
@@ -138,6 +138,7 @@ class InstallSection(pn.viewable.Viewer):
         self.readiness = pn.pane.Alert("", sizing_mode="stretch_width", margin=(5, 10))
         self.hosts = HostStatusTable(self._hosts(), ready=state.installed, steps=self._steps())
         self.logs = LogView(state.bus, sources=("install",), title="Install logs",
+                            archive_dir=log_archive_dir(state.env),
                             empty_text="No install logs yet: they stream here, line by line, while INSTALL runs.")
         self._feed = EventFeed(state.bus, lambda e: isinstance(e, StepEvent), self.hosts.apply, replay=False)
         self._state_watchers.watch(state, self._busy_changed, ["busy"])

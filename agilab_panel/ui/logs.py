@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import re
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -24,7 +27,7 @@ import param
 from ..events import Event, EventBus, LogLine
 from .offline import icon
 
-__all__ = ["LEVELS", "EventFeed", "LogView", "ActionStatus", "Watchers", "details_card"]
+__all__ = ["LEVELS", "EventFeed", "LogView", "log_archive_dir", "ActionStatus", "Watchers", "details_card"]
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -157,6 +160,11 @@ class EventFeed:
             self._remove = None
 
 
+def log_archive_dir(env: Any) -> Path | None:
+    """Where the page's log views write every line they receive: the app's log folder."""
+    return None if env is None else Path(env.log_dir) / "page"
+
+
 def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
@@ -182,9 +190,11 @@ def _slug(text: str) -> str:
 class LogView(pn.viewable.Viewer):
     """Log lines from ``bus`` (only those of ``sources`` when given), live, in a titled card.
 
-    Keeps the last ``max_lines`` lines; shows those at or above ``level`` that contain ``search``;
-    follows the tail while ``follow`` is on. ``flush()`` applies the queued lines at once (the periodic
-    callback started on first display calls it; tests can call it directly).
+    Keeps the last ``max_lines`` lines (a bounded buffer: a run of 100,000 lines costs the page no more
+    than one of ``max_lines``); shows those at or above ``level`` that contain ``search``; follows the
+    tail while ``follow`` is on. With ``archive_dir``, every line is also appended to a log file there,
+    which the view names once it has dropped older lines. ``flush()`` applies the queued lines at once
+    (the periodic callback started on first display calls it; tests can call it directly).
     """
 
     level = param.Selector(default="INFO", objects=list(LEVELS), doc="Lowest level shown.")
@@ -194,14 +204,19 @@ class LogView(pn.viewable.Viewer):
     period = param.Integer(default=200, bounds=(50, 10_000), doc="Milliseconds between two flushes.")
     height = param.Integer(default=300, bounds=(80, None), doc="Height of the scrolling log box.")
     empty_text = param.String(default="No log lines yet.", doc="Shown while no line matches.")
+    dropped = param.Integer(default=0, doc="Lines received but no longer kept (the oldest ones).")
 
-    def __init__(self, bus: EventBus, sources: tuple[str, ...] | None = None, title: str = "Logs", **params: Any) -> None:
+    def __init__(self, bus: EventBus, sources: tuple[str, ...] | None = None, title: str = "Logs",
+                 archive_dir: Path | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.bus = bus
         self.sources = tuple(sources) if sources else None
         self.title = title
+        self.archive_dir = Path(archive_dir) if archive_dir is not None else None
+        self.archive: Path | None = None  # the file every line goes to, made at the first line
         self._lines: deque[LogLine] = deque(maxlen=self.max_lines)
-        self._chunks: list[pn.pane.HTML] = []
+        self._received = 0  # lines received since the last clear; the first kept one is number _received - len(_lines)
+        self._chunks: list[tuple[pn.pane.HTML, int, int]] = []  # pane, number of its last line, lines it shows
         self._box = pn.Column(
             scroll=True, height=self.height, sizing_mode="stretch_width", styles=_BOX_STYLES,
             auto_scroll_limit=1_000_000 if self.follow else 0, scroll_button_threshold=40, view_latest=True,
@@ -209,6 +224,8 @@ class LogView(pn.viewable.Viewer):
         )
         self._empty = pn.pane.Markdown(self.empty_text, styles=_MUTED, margin=(5, 10))
         self._count = pn.pane.Markdown("", styles=_MUTED, margin=(5, 10), align="center")
+        self._dropped_note = pn.pane.Markdown("", styles=_MUTED, margin=(0, 10), visible=False,
+                                              sizing_mode="stretch_width")
         self._download = pn.widgets.FileDownload(
             callback=self._download_io, filename=f"{_slug(title)}.log", label="Download",
             color="light", icon=icon("download"), embed=False, width=130, align="end",
@@ -224,8 +241,8 @@ class LogView(pn.viewable.Viewer):
             self._count, self._clear, self._download,
             sizing_mode="stretch_width",
         )
-        self._layout = pn.Card(toolbar, self._empty, self._box, title=title, sizing_mode="stretch_width",
-                               collapsible=True, margin=(5, 0))
+        self._layout = pn.Card(toolbar, self._dropped_note, self._empty, self._box, title=title,
+                               sizing_mode="stretch_width", collapsible=True, margin=(5, 0))
         self._feed = EventFeed(bus, self._accepts, self._append, period=self.period)
         self._render()
 
@@ -233,10 +250,12 @@ class LogView(pn.viewable.Viewer):
     def _accepts(self, event: Event) -> bool:
         return isinstance(event, LogLine) and (self.sources is None or event.source in self.sources)
 
-    def _shown(self, line: LogLine) -> bool:
-        if _RANK.get(line.level, 1) < _RANK[self.level]:
-            return False
-        return not self.search or self.search.lower() in line.text.lower()
+    def _filter(self) -> Callable[[LogLine], bool]:
+        """The level and text filters as one function (reading params per line costs more than the test)."""
+        lowest, needle = _RANK[self.level], self.search.lower()
+        if needle:
+            return lambda line: _RANK.get(line.level, 1) >= lowest and needle in line.text.lower()
+        return lambda line: _RANK.get(line.level, 1) >= lowest
 
     @property
     def lines(self) -> list[LogLine]:
@@ -246,7 +265,8 @@ class LogView(pn.viewable.Viewer):
     @property
     def visible_lines(self) -> list[LogLine]:
         """The lines the view shows now."""
-        return [line for line in self._lines if self._shown(line)]
+        shown = self._filter()
+        return [line for line in self._lines if shown(line)]
 
     @property
     def text(self) -> str:
@@ -263,7 +283,7 @@ class LogView(pn.viewable.Viewer):
     # -- updates -------------------------------------------------------------------------------------
     def push(self, line: LogLine) -> None:
         """Queue one line by hand (what the bus listener does)."""
-        self._feed._on_event(line)
+        self._feed.push(line)
 
     def flush(self) -> int:
         """Show the queued lines now; returns how many arrived."""
@@ -271,17 +291,47 @@ class LogView(pn.viewable.Viewer):
 
     def _append(self, batch: list[Event]) -> None:
         lines = [e for e in batch if isinstance(e, LogLine)]
-        dropped = len(self._lines) + len(lines) > self._lines.maxlen
+        self._write_archive(lines)
+        before = len(self._lines)
         self._lines.extend(lines)
-        if dropped or len(self._chunks) >= _MAX_CHUNKS:
+        self._received += len(lines)
+        self.dropped += before + len(lines) - len(self._lines)
+        if len(self._chunks) >= _MAX_CHUNKS:
             self._render()
             return
-        shown = [line for line in lines if self._shown(line)]
+        fresh = lines[-len(self._lines):]  # of a batch longer than the buffer, only its kept tail
+        keep = self._filter()
+        shown = [line for line in fresh if keep(line)]
         if shown:
             chunk = self._chunk(shown)
-            self._chunks.append(chunk)
+            self._chunks.append((chunk, self._received, len(shown)))
             self._box.append(chunk)
+        self._drop_old_chunks()
         self._update_counts()
+
+    def _drop_old_chunks(self) -> None:
+        """Take out of the page the chunks whose lines all left the buffer (no re-render of the rest)."""
+        first_kept = self._received - len(self._lines)
+        old = 0
+        while old < len(self._chunks) and self._chunks[old][1] <= first_kept:
+            old += 1
+        if old:
+            self._chunks = self._chunks[old:]
+            self._box.objects = [chunk for chunk, _, _ in self._chunks]
+
+    def _write_archive(self, lines: list[LogLine]) -> None:
+        if self.archive_dir is None or not lines:
+            return
+        try:
+            if self.archive is None:
+                self.archive_dir.mkdir(parents=True, exist_ok=True)
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                self.archive = self.archive_dir / f"{_slug(self.title)}-{stamp}-{os.urandom(3).hex()}.log"
+            with self.archive.open("a", encoding="utf-8") as out:
+                out.writelines(format_line(line) + "\n" for line in lines)
+        except OSError as exc:  # a full disk must not stop the live view
+            print(f"log archive {self.archive}: {exc}", file=sys.stderr)
+            self.archive_dir = None
 
     def _chunk(self, lines: Iterable[LogLine]) -> pn.pane.HTML:
         body = "".join(_line_html(line) for line in lines)
@@ -291,17 +341,24 @@ class LogView(pn.viewable.Viewer):
     @param.depends("level", "search", watch=True)
     def _render(self) -> None:
         shown = self.visible_lines
-        self._chunks = [self._chunk(shown)] if shown else []
-        self._box.objects = list(self._chunks)
+        self._chunks = [(self._chunk(shown), self._received, len(shown))] if shown else []
+        self._box.objects = [chunk for chunk, _, _ in self._chunks]
         self._update_counts()
 
     def _update_counts(self) -> None:
         kept = len(self._lines)
-        shown = sum(1 for line in self._lines if self._shown(line)) if kept else 0
-        self._count.object = f"{kept} lines" if shown == kept else f"{shown} of {kept} lines shown"
+        keep = self._filter()
+        shown = sum(1 for line in self._lines if keep(line)) if kept else 0
+        self._count.object = f"{kept:,} lines" if shown == kept else f"{shown:,} of {kept:,} lines shown"
         self._empty.object = self.empty_text if not kept else "No line matches the filters."
         self._empty.visible = shown == 0
         self._box.visible = shown > 0
+        if self.dropped:
+            where = (f"the full log is in `{self.archive}`" if self.archive is not None else
+                     "Download saves the lines kept")
+            self._dropped_note.object = (f"Older lines were dropped from this view: it keeps the last {kept:,} of "
+                                         f"{self._received:,} lines; {where}.")
+        self._dropped_note.visible = bool(self.dropped)
 
     @param.depends("follow", watch=True)
     def _follow_changed(self) -> None:
@@ -314,8 +371,10 @@ class LogView(pn.viewable.Viewer):
         self._update_counts()
 
     def clear(self) -> None:
-        """Forget the lines kept so far."""
+        """Forget the lines kept so far (the archive file keeps them)."""
         self._lines.clear()
+        self._received = 0
+        self.dropped = 0
         self._render()
 
     # -- lifecycle -----------------------------------------------------------------------------------

@@ -16,11 +16,13 @@ from bokeh.models import NumeralTickFormatter
 
 from ..plan import WorkPlan
 
-__all__ = ["plan_graph", "plan_labels", "load_bars", "compact_number", "NODE_COLORS"]
+__all__ = ["MAX_LEAVES", "plan_graph", "plan_labels", "load_bars", "compact_number", "NODE_COLORS"]
 
 NODE_COLORS = {"host": "#37474f", "slot": "#1976d2", "partition": "#f57c00", "group": "#ffb74d"}
 _LEVEL = {"host": 0.0, "slot": 1.0, "partition": 2.0, "group": 2.0}
-_NODE_COLUMNS = ["x", "y", "index", "kind", "name", "weight", "text", "size", "color"]
+_NODE_COLUMNS = ["x", "y", "index", "kind", "name", "weight", "text", "size", "color", "detail"]
+MAX_LEAVES = 40  # partitions drawn one by one; beyond, one node per slot (labels would overlap)
+_HOVER = [("", "@name"), ("weight", "@weight{0,0.[000]}"), ("", "@detail")]
 
 
 def compact_number(value: float) -> str:
@@ -50,15 +52,16 @@ def _layout(plan: WorkPlan, max_partitions: int) -> tuple[list[dict], list[tuple
             if aggregate and parts:
                 leaf_id = f"group:{slot}"
                 weight = sum(p.weight for p in parts)
-                nodes.append({"index": leaf_id, "kind": "group", "name": f"{len(parts)} partitions", "weight": weight,
-                              "y": -row})
+                nodes.append({"index": leaf_id, "kind": "group", "name": f"{len(parts):,} partitions", "weight": weight,
+                              "y": -row, "detail": _group_detail(slot, parts)})
                 edges.append((slot_id, leaf_id, weight))
                 leaf_ys.append(-row)
                 row += 1
             else:
                 for p in parts:
                     leaf_id = f"partition:{p.label}"
-                    nodes.append({"index": leaf_id, "kind": "partition", "name": p.label, "weight": p.weight, "y": -row})
+                    nodes.append({"index": leaf_id, "kind": "partition", "name": p.label, "weight": p.weight, "y": -row,
+                                  "detail": f"on {slot}"})
                     edges.append((slot_id, leaf_id, p.weight))
                     leaf_ys.append(-row)
                     row += 1
@@ -66,17 +69,27 @@ def _layout(plan: WorkPlan, max_partitions: int) -> tuple[list[dict], list[tuple
                 leaf_ys.append(-row)
                 row += 1
             y = sum(leaf_ys) / len(leaf_ys)
-            nodes.append({"index": slot_id, "kind": "slot", "name": slot, "weight": loads[slot], "y": y})
+            nodes.append({"index": slot_id, "kind": "slot", "name": slot, "weight": loads[slot], "y": y,
+                          "detail": f"worker slot of {host}: {len(parts):,} partitions"})
             edges.append((host_id, slot_id, loads[slot]))
             slot_ys.append(y)
             host_load += loads[slot]
         nodes.append({"index": host_id, "kind": "host", "name": host, "weight": host_load,
-                      "y": sum(slot_ys) / len(slot_ys) if slot_ys else -row})
+                      "y": sum(slot_ys) / len(slot_ys) if slot_ys else -row,
+                      "detail": f"host: {len(slot_ys)} worker slots"})
     return nodes, edges
 
 
+def _group_detail(slot: str, parts: list) -> str:
+    """What a slot's group node stands for: its first and last partitions and the spread of weights."""
+    weights = [p.weight for p in parts]
+    span = parts[0].label if len(parts) == 1 else f"{parts[0].label} … {parts[-1].label}"
+    return (f"on {slot}: {span}; weights {compact_number(min(weights))} to {compact_number(max(weights))} "
+            f"(mean {compact_number(sum(weights) / len(weights))}); each one in the Workplan table")
+
+
 def _nodes_frame(nodes: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(nodes, columns=["index", "kind", "name", "weight", "y"])
+    frame = pd.DataFrame(nodes, columns=["index", "kind", "name", "weight", "y", "detail"])
     frame["x"] = frame["kind"].map(_LEVEL)
     frame["text"] = [f"{n} ({compact_number(w)})" for n, w in zip(frame["name"], frame["weight"])]
     # Size by share of the largest weight of the same kind, so a tree of tiny partitions still reads.
@@ -86,31 +99,40 @@ def _nodes_frame(nodes: list[dict]) -> pd.DataFrame:
     return frame[_NODE_COLUMNS]
 
 
-def plan_graph(plan: WorkPlan, max_partitions: int = 200) -> hv.Graph:
+def plan_graph(plan: WorkPlan, max_partitions: int = MAX_LEAVES) -> hv.Graph:
     """The plan as a graph: host → slot edges weighted by the slot's load, slot → partition edges by the
     partition's weight. Node ids are ``host:<host>``, ``slot:<slot>``, ``partition:<label>``; beyond
-    ``max_partitions`` partitions each slot gets one ``group:<slot>`` node ("N partitions") instead.
+    ``max_partitions`` partitions each slot gets one ``group:<slot>`` node ("N partitions") instead, whose
+    hover names its partitions and their weights (the Workplan table lists each one).
     """
     nodes, edges = _layout(plan, max_partitions)
     frame = _nodes_frame(nodes)
-    hv_nodes = hv.Nodes(frame, kdims=["x", "y", "index"], vdims=["kind", "name", "weight", "text", "size", "color"])
+    hv_nodes = hv.Nodes(frame, kdims=["x", "y", "index"],
+                        vdims=["kind", "name", "weight", "text", "size", "color", "detail"])
     edge_frame = pd.DataFrame(edges, columns=["source", "target", "weight"])
     top = edge_frame["weight"].max() if len(edge_frame) else 1.0
     edge_frame["width"] = [1 + 5 * (w / top if top else 0) for w in edge_frame["weight"]]
     leaves = int((frame["kind"].isin(["partition", "group"])).sum()) or 1
+    grouped = bool((frame["kind"] == "group").any())
+    title = f"{len(plan.partitions):,} partitions on {len(plan.slots):,} worker slots"
+    if grouped:
+        title += " (grouped per slot: hover a group for its partitions)"
     graph = hv.Graph((edge_frame, hv_nodes), kdims=["source", "target"], vdims=["weight", "width"])
     return graph.opts(
         node_size="size", node_color="color", node_line_color="white", edge_line_width="width",
-        edge_line_color="#90a4ae", edge_alpha=0.8, tools=["hover"], xaxis=None, yaxis=None,
+        edge_line_color="#90a4ae", edge_alpha=0.8, tools=["hover"], hover_tooltips=_HOVER, xaxis=None, yaxis=None,
         height=max(260, min(1200, 26 * leaves + 60)), responsive=True, padding=(0.25, 0.08),
-        xlim=(-0.35, 2.9), title=f"{len(plan.partitions)} partitions on {len(plan.slots)} worker slots",
+        xlim=(-0.35, 2.9), title=title,
         backend="bokeh",
     )
 
 
 def plan_labels(graph: hv.Graph) -> hv.Labels:
-    """Text beside each node of :func:`plan_graph`: name and weight."""
+    """Text beside each node of :func:`plan_graph`: name and weight (hosts and slots only when the leaves
+    are too many to label apart)."""
     frame = graph.nodes.dframe()
+    if int(frame["kind"].isin(["partition", "group"]).sum()) > MAX_LEAVES:  # too close to read: hover them
+        frame = frame[~frame["kind"].isin(["partition", "group"])]
     return hv.Labels(frame, kdims=["x", "y"], vdims=["text"]).opts(
         text_align="left", xoffset=0.06, text_font_size="9pt", text_color="#37474f", backend="bokeh",
     )

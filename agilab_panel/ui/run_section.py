@@ -18,7 +18,7 @@ import panel as pn
 
 from ..modes import benchmark_modes, mode_label
 from .heartbeats import HeartbeatPlot
-from .logs import ActionStatus, LogView, Watchers
+from .logs import ActionStatus, LogView, Watchers, log_archive_dir
 from .offline import icon
 from .snippet_view import SnippetView
 from .progress import ProgressPlot
@@ -112,6 +112,7 @@ class RunSection(pn.viewable.Viewer):
         self.progress = ProgressPlot(state.bus)
         self.heartbeats = HeartbeatPlot(state.bus)
         self.logs = LogView(state.bus, sources=RUN_LOG_SOURCES, title="Run logs",
+                            archive_dir=log_archive_dir(state.env),
                             empty_text="No run logs yet: press RUN and its lines stream here live.")
         self._progress_card = pn.Card(self.progress, self.heartbeats, title="Progress", collapsed=False,
                                       sizing_mode="stretch_width", margin=(5, 0))

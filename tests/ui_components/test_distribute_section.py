@@ -171,3 +171,32 @@ async def test_check_distribute_can_be_cancelled() -> None:
     await asyncio.wait_for(task, 5)
     assert state.error == "CHECK DISTRIBUTE cancelled" and state.busy == "" and state.plan is None
     assert not section.check_button.disabled
+
+
+def test_ten_thousand_partitions_page_in_the_workplan_and_group_in_the_tree(minimal_state: OrchestrateState) -> None:
+    from agilab_panel.plan import Partition, build_plan
+
+    section = DistributeSection(minimal_state)
+    plan = build_plan("minimal_app", [Partition(f"p{i:05d}", float(1 + i % 7)) for i in range(10_000)],
+                      {"127.0.0.1": 2, "node-b": 2}, minimal_state.settings.args_dict)
+    minimal_state.plan = plan
+    editor = section.workplan
+    table = editor.table
+    assert len(table.value) == 10_000 and table.pagination == "local" and table.page_size == 25
+    nodes = section.tree.object.Graph.I.nodes.dframe()
+    assert nodes["kind"].value_counts().to_dict() == {"host": 2, "slot": 4, "group": 4}  # one node per slot
+    label = "p09876"  # a partition far down the table, on page 396
+    target = next(s for s in plan.slots if s != plan.assignment[label])
+    editor.reassign(label, target)
+    assert plan.assignment[label] == target and editor.unsaved
+    groups = section.tree.object.Graph.I.dframe()
+    weights = {t: w for t, w in zip(groups["target"], groups["weight"]) if t.startswith("group:")}
+    assert weights[f"group:{target}"] == plan.loads()[target]  # the tree follows the edit
+
+    bigger = build_plan("minimal_app", [Partition(f"p{i:05d}", 1.0) for i in range(12_000)], {"127.0.0.1": 2},
+                        minimal_state.settings.args_dict)
+    minimal_state.plan = bigger
+    assert table.pagination == "remote"  # beyond 10,000 rows the browser gets one page at a time
+    minimal_state.plan = build_plan("minimal_app", [Partition("only", 1.0)], {"127.0.0.1": 2},
+                                    minimal_state.settings.args_dict)
+    assert table.pagination is None

@@ -6,7 +6,7 @@ import threading
 
 import param
 
-from agilab_panel.events import EventBus, StepEvent
+from agilab_panel.events import EventBus, LogLine, StepEvent
 from agilab_panel.ui.logs import ActionStatus, LogView
 
 from .conftest import visible_text
@@ -119,3 +119,39 @@ def test_action_status_shows_error_and_details() -> None:
     state.busy = ""
     state.busy = "INSTALL"
     assert not status.error  # a new run clears the old outcome
+
+
+def test_a_hundred_thousand_lines_keep_a_bounded_page_and_name_the_full_log(tmp_path) -> None:
+    bus = EventBus(history=10)
+    view = LogView(bus, title="Run logs", max_lines=5000, archive_dir=tmp_path / "page")
+    assert not view._dropped_note.visible
+    for batch in range(100):
+        for i in range(1000):
+            bus.log(f"line {batch * 1000 + i}", level="DEBUG" if i % 10 == 0 else "INFO")
+        view.flush()
+        if batch == 3:
+            assert view.dropped == 0 and not view._dropped_note.visible and len(view.lines) == 4000
+        shown_in_page = sum(chunk.object.count('<div class="line') for chunk in view._box.objects)
+        assert shown_in_page <= 2 * view.max_lines  # what the browser holds stays bounded
+    assert [line.text for line in view.lines[:1] + view.lines[-1:]] == ["line 95000", "line 99999"]
+    assert view.dropped == 95_000
+    assert len(view._box.objects) <= 41
+    assert "line 99999" in view._box.objects[-1].object  # the newest line is in the page
+    note = view._dropped_note.object
+    assert view._dropped_note.visible and "keeps the last 5,000 of 100,000 lines" in note
+    assert str(view.archive) in note and view.archive.parent == tmp_path / "page"
+    archived = view.archive.read_text().splitlines()  # every line, dropped or not, filtered or not
+    assert len(archived) == 100_000 and archived[0].endswith("line 0") and archived[-1].endswith("line 99999")
+    assert "4,500 of 5,000 lines shown" in visible_text(view)  # DEBUG lines hidden by the INFO level
+    view.clear()
+    assert view.dropped == 0 and not view._dropped_note.visible and len(view.archive.read_text().splitlines()) == 100_000
+
+
+def test_without_an_archive_the_note_points_to_the_download() -> None:
+    bus = EventBus()
+    view = LogView(bus, max_lines=10)
+    for i in range(12):
+        view.push(LogLine(text=f"line {i}"))
+    view.flush()
+    assert view.dropped == 2 and "keeps the last 10 of 12 lines; Download saves the lines kept" in visible_text(view)
+    assert view.archive is None

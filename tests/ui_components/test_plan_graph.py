@@ -71,3 +71,33 @@ def test_renders_with_labels_and_bars() -> None:
 
 def test_compact_numbers() -> None:
     assert [compact_number(v) for v in (5, 0.25, 20_000, 3_418_471, 2.5e10)] == ["5", "0.25", "20k", "3.42M", "25G"]
+
+
+def test_a_thousand_partitions_read_as_one_group_per_slot_with_the_detail_on_hover() -> None:
+    plan = _plan(n=1000, workers={"127.0.0.1": 2, "node-b": 2})
+    graph = plan_graph(plan)
+    nodes = graph.nodes.dframe().set_index("index")
+    assert nodes["kind"].value_counts().to_dict() == {"host": 2, "slot": 4, "group": 4}
+    slot = plan.slots[0]
+    parts = plan.by_slot()[slot]
+    group = nodes.loc[f"group:{slot}"]
+    assert group["name"] == f"{len(parts)} partitions" and group["weight"] == plan.loads()[slot]
+    assert f"{parts[0].label} … {parts[-1].label}" in group["detail"] and "Workplan table" in group["detail"]
+    assert "grouped per slot" in graph.opts.get().kwargs["title"]
+    figure = hv.render(graph * plan_labels(graph), backend="bokeh")
+    hover = [t for t in figure.tools if type(t).__name__ == "HoverTool"]
+    assert hover and ("", "@{detail}") in hover[0].tooltips
+    labels = plan_labels(graph).dframe()
+    assert len(labels) == 10  # every node labelled: four groups are few enough
+
+
+def test_many_leaves_keep_their_hover_but_lose_their_labels() -> None:
+    plan = _plan(n=60, workers={f"h{i}": 16 for i in range(4)})  # 64 slots: more leaves than can be labelled
+    graph = plan_graph(plan)
+    kinds = graph.nodes.dframe()["kind"].value_counts().to_dict()
+    assert kinds["group"] == 60  # a group per slot that holds partitions
+    assert set(plan_labels(graph).dframe()["text"]) == set(
+        graph.nodes.dframe().query("kind in ['host', 'slot']")["text"])
+    few = plan_graph(_plan(n=30))  # under the threshold: one node per partition, all labelled
+    assert few.nodes.dframe()["kind"].value_counts()["partition"] == 30
+    assert len(plan_labels(few).dframe()) == len(few.nodes.dframe())
