@@ -16,6 +16,7 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend the 
 import pandas as pd
 import panel as pn
 
+from ..benchmark import benchmark_summary
 from ..modes import benchmark_modes, mode_label
 from .heartbeats import HeartbeatPlot
 from .logs import ActionStatus, LogView, Watchers, log_archive_dir
@@ -24,7 +25,7 @@ from .snippet_view import SnippetView
 from .progress import ProgressPlot
 from .tables import show_frame
 
-__all__ = ["RunSection", "SnippetView", "benchmark_frame", "muted", "MUTED"]
+__all__ = ["RunSection", "SnippetView", "benchmark_frame", "benchmark_headline", "muted", "MUTED"]
 
 MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
 RUN_LOG_SOURCES = ["run", "worker", "scheduler", "distrib"]
@@ -63,13 +64,30 @@ def benchmark_frame(table: dict[str, dict[str, Any]] | None) -> pd.DataFrame:
     return frame
 
 
-def _read_benchmark(path: Path) -> dict[str, dict[str, Any]] | None:
+def _read_benchmark(path: Path) -> dict[str, Any] | None:
+    """benchmark.json as written (``modes``, ``summary``, ``created``...); None when absent or unreadable."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
     modes = data.get("modes") if isinstance(data, dict) else None
-    return modes if isinstance(modes, dict) and modes else None
+    return data if isinstance(modes, dict) and modes else None
+
+
+def benchmark_headline(data: dict[str, Any]) -> str:
+    """``**Benchmark: N modes in X s, fastest: <mode>**`` with how the seconds were taken and when."""
+    table = data.get("modes") or {}
+    summary = data.get("summary") or benchmark_summary(
+        table, float(data.get("total_seconds") or sum(r.get("seconds") or 0.0 for r in table.values())))
+    repeats = int(data.get("repeats") or 1)
+    how = ""
+    if data.get("seconds_note"):  # written by a benchmark that warms every mode up before timing them
+        how = f"best of {repeats} timed runs per mode" if repeats > 1 else "one timed run per mode"
+        how += ", after an untimed warm-up of every mode"
+    failed = sum(1 for row in table.values() if row.get("error"))
+    notes = [how, f"{failed} mode{'s' if failed != 1 else ''} failed" if failed else ""]
+    tail = "; ".join(n for n in notes if n)
+    return f"**{summary}**" + (f" ({tail})" if tail else "") + _finished(float(data.get("created") or 0.0))
 
 
 def _bench_table(frame: pd.DataFrame) -> pn.widgets.Tabulator:
@@ -122,6 +140,7 @@ class RunSection(pn.viewable.Viewer):
         self._bench_plot = pn.Row(self._bench_seconds, self._bench_speedup, sizing_mode="stretch_width")
         self._bench_empty = muted("")
         self._bench_where = muted("")
+        self._bench_summary = pn.pane.Markdown("", margin=(5, 10), sizing_mode="stretch_width")
         self._bench_body = pn.Column(self._bench_empty, sizing_mode="stretch_width", margin=0)
         self._bench_card = pn.Card(self._bench_body, title="Benchmark results", collapsed=False,
                                    sizing_mode="stretch_width", margin=(5, 0))
@@ -270,11 +289,16 @@ class RunSection(pn.viewable.Viewer):
     def _refresh_benchmark(self, *_events: Any) -> None:
         state = self.state
         result = state.benchmark_result
-        table = result.table if result is not None else None
+        data = None
         path = Path(result.path) if result is not None and result.path else None
-        if table is None and state.env is not None:
+        if path is not None:
+            data = _read_benchmark(path)
+        if data is None and result is not None and result.table:
+            data = {"modes": result.table, "summary": result.summary, "repeats": result.repeats}
+        if data is None and state.env is not None:
             path = state.env.benchmark_path
-            table = _read_benchmark(path)
+            data = _read_benchmark(path)
+        table = data["modes"] if data else None
         if not table:
             self._bench_empty.object = ("No benchmark yet. Turn on **Benchmark all modes** and press RUN: the time, rank "
                                         "and speedup over mode 0 of every enabled mode appear here (saved in benchmark.json).")
@@ -285,7 +309,8 @@ class RunSection(pn.viewable.Viewer):
         self._bench_table = show_frame(self._bench_table, shown, _bench_table)
         self._bench_seconds.object, self._bench_speedup.object = self._bench_bars(frame)
         self._bench_where.object = f"From `{path}`." if path else ""
-        self._bench_body[:] = [self._bench_table, self._bench_plot, self._bench_where]
+        self._bench_summary.object = benchmark_headline(data)
+        self._bench_body[:] = [self._bench_summary, self._bench_table, self._bench_plot, self._bench_where]
 
     @staticmethod
     def _bench_bars(frame: pd.DataFrame) -> tuple[hv.Bars, hv.Bars]:

@@ -151,8 +151,13 @@ def test_benchmark_results_from_benchmark_json(state: OrchestrateState) -> None:
     section = RunSection(state)
     assert "No benchmark yet" in visible_text(section)
     runs = [_result(0, 2.0), _result(1, 0.8), _result(4, 1.0)]
-    write_benchmark(state.env.benchmark_path, "minimal_app", runs, {5: "no Dask here"})
+    write_benchmark(state.env.benchmark_path, "minimal_app", runs, {5: "no Dask here"}, seconds=12.34, repeats=3)
     fresh = RunSection(state)  # a page opened later reads benchmark.json
+    text = visible_text(fresh)
+    assert "**Benchmark: 3 modes in 12.3 s, fastest: 1: pool** (best of 3 timed runs per mode" in text
+    assert "1 mode failed" in text and "finished" in text
+    body = fresh._bench_body.objects
+    assert body.index(fresh._bench_summary) < body.index(fresh._bench_table)  # the line heads its table
     table = fresh._bench_table
     assert table is not None and table.disabled
     frame = table.value
@@ -177,6 +182,9 @@ async def test_benchmark_run_updates_table_and_bars(installed_state: Orchestrate
     assert state.run_result is state.benchmark_result.runs[-1]
     assert sorted(section._bench_table.value["label"]) == ["0: python", "1: pool"]
     assert f"From `{state.env.benchmark_path}`" in visible_text(section)
+    summary = state.benchmark_result.summary
+    assert summary.startswith("Benchmark: 2 modes in ") and summary in visible_text(section)
+    assert summary.split("fastest: ")[1] == section._bench_table.value["label"][0]  # the first row is the fastest
 
 
 def test_benchmark_frame_handles_errors_only() -> None:
