@@ -23,7 +23,7 @@ from holoviews.streams import Buffer
 
 from ..service.monitor import snapshot
 
-__all__ = ["ServiceMonitor", "HEALTH_COLUMNS", "QUEUES"]
+__all__ = ["ServiceMonitor", "HEALTH_COLUMNS", "QUEUES", "health_frame", "ServiceDashboard", "service_dashboard"]
 
 HEALTH_COLUMNS = ["worker", "healthy", "reason", "future_state", "heartbeat_state", "heartbeat_age_sec"]
 QUEUES = ["pending", "running", "done", "failed"]
@@ -50,9 +50,8 @@ class _Shown(pn.Column):
         self._on_show, self._on_hide = on_show, on_hide
 
     def _get_model(self, doc: Any, root: Any = None, parent: Any = None, comm: Any = None) -> Any:
-        model = super()._get_model(doc, root, parent, comm)
-        self._on_show()
-        return model
+        self._on_show()  # first: the models are made with the first snapshot in them
+        return super()._get_model(doc, root, parent, comm)
 
     def _cleanup(self, root: Any = None) -> None:
         super()._cleanup(root)
@@ -162,10 +161,10 @@ class ServiceMonitor(pn.viewable.Viewer):
             return
         from panel.io.callbacks import PeriodicCallback
 
+        self.tick()  # the first snapshot now, not a period later (files only: cheap)
         self._callback = PeriodicCallback(callback=self._tick, period=self.period, background=True)
         self._callback.start()
         self.watching = True
-        self.tick()  # the first snapshot now, not a period later (files only: cheap)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: self.stop())
@@ -187,3 +186,35 @@ class ServiceMonitor(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
+
+
+class ServiceDashboard(pn.viewable.Viewer):
+    """The monitor alone for one app (a title, then :class:`ServiceMonitor`): what
+    ``dashboards/service_monitor.py`` serves and what a notebook displays."""
+
+    def __init__(self, app: str | None = None, apps_path: list[str] | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        from ..apps import discover_apps
+        from ..env import AgiEnv
+
+        names = sorted(discover_apps([os.fspath(p) for p in apps_path or []]))
+        app = app or ("flight_telemetry" if "flight_telemetry" in names else (names[0] if names else ""))
+        self.monitor: ServiceMonitor | None = None
+        try:
+            env = AgiEnv(app, apps_path=apps_path or None, verbose=0)
+        except Exception as exc:  # noqa: BLE001 - an unknown or broken app: say which in one line
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._layout = pn.Column(pn.pane.Alert(f"No service monitor for app {app!r}: {text}", alert_type="danger"),
+                                     sizing_mode="stretch_width")
+            return
+        self.monitor = ServiceMonitor(str(env.share), env.app)
+        self._layout = pn.Column(pn.pane.Markdown(f"## Service of {env.app}", margin=(0, 10)), self.monitor,
+                                 sizing_mode="stretch_width")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+def service_dashboard(app: str | None = None, apps_path: list[str] | None = None) -> ServiceDashboard:
+    """:class:`ServiceDashboard` for ``app`` (default: the first app found)."""
+    return ServiceDashboard(app, apps_path)
