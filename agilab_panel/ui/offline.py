@@ -14,10 +14,12 @@ from pathlib import Path
 
 from bokeh.embed.bundle import extension_dirs
 from panel.io.resources import CDN_DIST
+from panel.layout import Card
+from panel.theme.base import Inherit
 from panel.theme.fast import Fast
 from panel.util import isurl
 
-__all__ = ["ASSETS", "FONT_CSS", "OfflineFast", "icon", "register"]
+__all__ = ["ASSETS", "CARD_CSS", "FONT_CSS", "OfflineFast", "icon", "register"]
 
 ASSETS = Path(__file__).with_name("assets")
 _EXTENSION = "agilab_panel"
@@ -36,8 +38,19 @@ def icon(name: str) -> str:
                          "(a name would make the browser fetch the icon font from a CDN)") from None
 
 
+# A card's chevron is drawn by the stroke of an SVG path, which the design leaves at none: give it the
+# header's colour, so a collapsed card shows that it opens (and an open one that it closes).
+CARD_CSS = """
+.card-button svg, .card-button svg path:not([stroke]) { stroke: currentColor; }
+.card-button { margin-right: 0.35em; }
+"""
+
+
 class OfflineFast(Fast):
-    """The FAST design, minus the Google Fonts stylesheet (the page links :data:`FONT_CSS` instead)."""
+    """The FAST design, minus the Google Fonts stylesheet (the page links :data:`FONT_CSS` instead),
+    with the cards' chevrons drawn (:data:`CARD_CSS`)."""
+
+    modifiers = {**Fast.modifiers, Card: {"stylesheets": [Inherit, CARD_CSS]}}  # Inherit: FAST's own first
 
     # Panel finds a design's relative files under the class name: name FAST's folder explicitly.
     _resources = {

@@ -128,6 +128,9 @@ class _LazySection:
                 self.section = cls(self.page.state)
             except Exception as exc:  # a broken section must not take the page down: say what happened
                 self.section = _broken(self.spec.title, exc)
+            layout = getattr(self.section, "_layout", None)
+            if isinstance(layout, pn.Card):  # its header keeps the hint the collapsed card showed
+                layout.header = self.header
             self.slot[:] = [self.section]
             self.placeholder.loading = False
             self.page._wire(self.spec.key, self.section)

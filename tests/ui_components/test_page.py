@@ -48,6 +48,7 @@ def test_only_the_first_sections_are_built_with_the_page(page: OrchestratePage) 
     run.placeholder.collapsed = False  # the user opens it: built on the spot (no server here)
     assert run.built and type(run.section).__name__ == "RunSection"
     assert run.slot.objects[0] is run.section._layout  # the section replaced its placeholder
+    assert run.section._layout.header is run.header and "run INSTALL first" in run.header.object  # hint stays
     assert page.section("prepare_data") is page.slots["prepare_data"].section
 
 
@@ -84,7 +85,7 @@ def test_successful_install_opens_run(page: OrchestratePage) -> None:
     state.busy = ""
     run = page.slots["run"]
     assert run.built and not run.section._layout.collapsed
-    assert "ready" in run.header.object
+    assert "ready" in run.header.object and run.section._layout.header is run.header
 
 
 def test_notebook_section_downloads_the_recipe(minimal_state: OrchestrateState) -> None:
@@ -176,3 +177,10 @@ def test_the_app_cannot_change_while_an_action_runs(page: OrchestratePage) -> No
     assert page.app_select.disabled
     page.state.busy = ""
     assert not page.app_select.disabled
+
+
+def test_the_design_draws_the_cards_chevron() -> None:
+    from agilab_panel.ui.offline import CARD_CSS, OfflineFast
+
+    sheets = OfflineFast.modifiers[pn.Card]["stylesheets"]
+    assert CARD_CSS in sheets and ".card-button svg" in CARD_CSS and "stroke: currentColor" in CARD_CSS
