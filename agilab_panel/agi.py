@@ -116,8 +116,8 @@ class AGI:
         ``keep_cluster`` keeps what a run starts warm for the next run of the same app and worker map
         (a Dask cluster, or the local runner that forks mode-0 and pool runs); it still ends with this
         process. ``False`` starts fresh processes and stops them when the run ends.
-        ``detach_cluster`` starts a cluster that outlives this process (found again by later
-        processes; stopped with :meth:`stop_cluster`).
+        ``detach_cluster`` starts a cluster, or the local runner, that outlives this process (found again
+        by later processes; stopped with :meth:`stop_cluster`, a kept runner also by its idle timeout).
         """
         request = request or RunRequest(params=params)
         bus = _bus(events, app_env)
@@ -132,10 +132,13 @@ class AGI:
 
     @staticmethod
     def stop_cluster(app_env: AgiEnv) -> list[int]:
-        """Stop the cluster an earlier process left running for this app; returns the pids stopped."""
+        """Stop the cluster and the local runner an earlier process left running for this app; returns
+        the pids stopped."""
         from .execute.cluster import stop_kept_cluster
+        from .execute.local import KEPT_STATE
+        from .execute.zygote import stop_kept_runner
 
-        return stop_kept_cluster(app_env)
+        return stop_kept_cluster(app_env) + stop_kept_runner(app_env.user_app_dir / "jobs" / KEPT_STATE)
 
     @staticmethod
     async def warm(app_env: AgiEnv) -> bool:
@@ -275,7 +278,8 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
                 cluster_pool.discard(cluster)
                 await cluster.close()
         else:
-            info, statuses = await run_local(job, python, bus, env.user_app_dir / "jobs", warm=keep_cluster)
+            info, statuses = await run_local(job, python, bus, env.user_app_dir / "jobs", warm=keep_cluster,
+                                             kept=persistent)
             seconds = time.perf_counter() - started
     except BaseException as exc:
         bus.emit(RunEvent(app=env.app, mode=mode, state="failed", seconds=time.perf_counter() - started, detail=str(exc)))

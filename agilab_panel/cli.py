@@ -333,10 +333,13 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--repeats", type=int,
                            help="timed runs per mode after one untimed warm-up run; the fastest is kept (default 3)")
         p.add_argument("--reset-target", action="store_true", help="empty data_out before running")
-        p.add_argument("--keep-cluster", action="store_true", help="leave a started Dask cluster running for later runs")
+        p.add_argument("--keep-cluster", action="store_true",
+                       help="leave the Dask cluster, or the local warm runner, running for later runs "
+                            "(`cluster stop` ends them; an unused local runner ends after "
+                            "$AGILAB_RUNNER_IDLE_TIMEOUT seconds, 900 by default)")
         p.set_defaults(coro=_run)
 
-    p = sub.add_parser("cluster", help="manage a cluster kept with --keep-cluster")
+    p = sub.add_parser("cluster", help="stop the cluster and local runner kept with --keep-cluster")
     p.add_argument("action", choices=["stop"])
     common(p)
     p.set_defaults(handler=_cluster)

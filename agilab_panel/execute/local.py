@@ -25,10 +25,11 @@ from .common import child_env, read_lines, stream_lines
 from .result import PartitionStatus, RunError
 from .zygote import zygote_for
 
-__all__ = ["run_local", "warm_runner"]
+__all__ = ["run_local", "warm_runner", "KEPT_STATE"]
 
 
 KEEP_FILES = 20  # job and event files left by killed runs: the newest are kept, older ones removed
+KEPT_STATE = "runner.json"  # beside the jobs: the runner kept across processes (``--keep-cluster``)
 
 
 async def _reader(fd: int) -> asyncio.StreamReader:
@@ -71,15 +72,18 @@ async def _read_events(reader: asyncio.StreamReader, bus: EventBus, statuses: di
             final[kind] = record
 
 
-async def warm_runner(python: Path, worker_ref: str, cython_path: str | None, src_path: str, workdir: Path) -> Any:
-    """The warm runner of this worker environment and app, started now if it is not running."""
+async def warm_runner(python: Path, worker_ref: str, cython_path: str | None, src_path: str, workdir: Path,
+                      kept: bool = False) -> Any:
+    """The warm runner of this worker environment and app, started now if it is not running; ``kept``:
+    one that outlives this process (found again by later ones, see :data:`KEPT_STATE`)."""
     paths = [p for p in (cython_path, src_path) if p]
     # the environment's own packages change only through INSTALL, which rewrites its state file
     state = [python.parent.parent.parent / "install_state.json"]
-    return await zygote_for(python, worker_ref.partition(":")[0], paths, workdir / "runner.log", state)
+    return await zygote_for(python, worker_ref.partition(":")[0], paths, workdir / "runner.log", state,
+                            workdir / KEPT_STATE if kept else None)
 
 
-async def _launch(job: Job, job_path: str, python: Path, workdir: Path, warm: bool,
+async def _launch(job: Job, job_path: str, python: Path, workdir: Path, warm: bool, kept: bool,
                   fds: list[int]) -> tuple[Callable[[], Awaitable[int]], Callable[[], None]]:
     """Start the job with (stdout, stderr, events) write ends; returns (wait, kill).
 
@@ -87,7 +91,7 @@ async def _launch(job: Job, job_path: str, python: Path, workdir: Path, warm: bo
     started. It also dies with its parent (the warm runner, or this process).
     """
     if warm:
-        zygote = await warm_runner(python, job.worker_ref, job.cython_path, job.src_path, workdir)
+        zygote = await warm_runner(python, job.worker_ref, job.cython_path, job.src_path, workdir, kept)
         pid = await zygote.launch(job_path, fds)
         return (lambda: zygote.wait(pid)), (lambda: kill_group(pid))
     out, err, events = fds
@@ -116,9 +120,11 @@ def _prune(workdir: Path, keep: int = KEEP_FILES) -> None:
             path.unlink(missing_ok=True)
 
 
-async def run_local(job: Job, python: Path, bus: EventBus, workdir: Path, *,
-                    warm: bool = True) -> tuple[dict[str, Any], dict[str, PartitionStatus]]:
-    """Run ``job`` with ``python``; returns the result record and the per-partition statuses."""
+async def run_local(job: Job, python: Path, bus: EventBus, workdir: Path, *, warm: bool = True,
+                    kept: bool = False) -> tuple[dict[str, Any], dict[str, PartitionStatus]]:
+    """Run ``job`` with ``python``; returns the result record and the per-partition statuses.
+
+    ``warm`` forks the run from the warm runner; ``kept`` keeps that runner after this process ends."""
     statuses = {p["label"]: PartitionStatus(label=p["label"], worker=slot) for slot, p in job.partitions()}
     workdir.mkdir(parents=True, exist_ok=True)
     _prune(workdir)
@@ -129,7 +135,7 @@ async def run_local(job: Job, python: Path, bus: EventBus, workdir: Path, *,
     final: dict[str, Any] = {}
     try:
         try:
-            wait, kill = await _launch(job, job_path, python, workdir, warm, [w for _, w in pipes])
+            wait, kill = await _launch(job, job_path, python, workdir, warm or kept, kept, [w for _, w in pipes])
         finally:
             for _, w in pipes:
                 os.close(w)
