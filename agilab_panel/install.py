@@ -326,6 +326,19 @@ def cython_path(env: AgiEnv, host: str = "localhost") -> Path:
 
 
 # -- running steps -----------------------------------------------------------------------------------
+def engine_uv() -> str:
+    """The uv binary of this machine (the ``uv`` package's, else the one on PATH)."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise RuntimeError("uv is not available to the engine: install the 'uv' package") from None
+        return found
+
+
 async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: Path) -> tuple[int, list[str]]:
     """Run ``cmd``, emitting each stdout/stderr line as soon as it is written; (exit code, last lines)."""
     bus.emit(LogLine(text="$ " + shlex.join(cmd), source="install", host=host, step=step))
@@ -416,14 +429,9 @@ class _Host:
 
     def uv(self) -> str:
         try:
-            from uv import find_uv_bin
-
-            return find_uv_bin()
-        except (ImportError, FileNotFoundError):
-            found = shutil.which("uv")
-            if not found:
-                raise _StepFailed("uv is not available to the engine: install the 'uv' package") from None
-            return found
+            return engine_uv()
+        except RuntimeError as exc:
+            raise _StepFailed(str(exc)) from None
 
     def write_constraints(self) -> Path:
         path = self.plan.wenv / "constraints.txt"
@@ -547,6 +555,30 @@ async def _install_local(env: AgiEnv, host: str, modes_enabled: int, bus: EventB
         return HostInstall(host, False, str(wenv), steps, f"host {host}: install failed: {type(exc).__name__}: {exc}")
 
 
+def skipped_step(bus: EventBus, host: str, name: str, steps: list[StepResult]) -> None:
+    """Record a step whose inputs did not change since the last install."""
+    bus.emit(StepEvent(host=host, step=name, state="skipped", detail="unchanged since the last install"))
+    steps.append(StepResult(name, True, 0.0, skipped=True, detail="unchanged since the last install"))
+
+
+async def timed_step(bus: EventBus, host: str, name: str, action: Callable[[], Awaitable[str]],
+                     steps: list[StepResult], expected: tuple[type[Exception], ...] = (_StepFailed,)) -> tuple[bool, str]:
+    """Run one step with its events and timing; (ok, detail): ``expected`` failures say their message,
+    anything else its type too. Never raises (a cancel aside)."""
+    bus.emit(StepEvent(host=host, step=name, state="started"))
+    start = time.perf_counter()
+    try:
+        detail, ok = await action(), True
+    except expected as exc:
+        detail, ok = str(exc), False
+    except Exception as exc:
+        detail, ok = f"{type(exc).__name__}: {exc}", False
+    seconds = time.perf_counter() - start
+    steps.append(StepResult(name, ok, seconds, detail=detail))
+    bus.emit(StepEvent(host=host, step=name, state="done" if ok else "failed", seconds=seconds, detail=detail))
+    return ok, detail
+
+
 async def _run_steps(env: AgiEnv, host: str, modes_enabled: int, bus: EventBus, force: bool,
                      steps: list[StepResult]) -> HostInstall:
     plan = _plan(env, modes_enabled, host)
@@ -572,25 +604,14 @@ async def _run_steps(env: AgiEnv, host: str, modes_enabled: int, bus: EventBus, 
     changed = False
     for name, fp in plan.steps.items():
         if saved.get(name) == fp:
-            bus.emit(StepEvent(host=host, step=name, state="skipped", detail="unchanged since the last install"))
-            steps.append(StepResult(name, True, 0.0, skipped=True, detail="unchanged since the last install"))
+            skipped_step(bus, host, name, steps)
             continue
         if name == "venv":
             saved.clear()  # a new venv holds nothing that earlier steps installed
         saved.pop(name, None)
         changed = True
         _write_state(state_path, state)  # the environment is about to change: no longer a valid install
-        bus.emit(StepEvent(host=host, step=name, state="started"))
-        start = time.perf_counter()
-        try:
-            detail, ok = await actions[name](), True
-        except _StepFailed as exc:
-            detail, ok = str(exc), False
-        except Exception as exc:
-            detail, ok = f"{type(exc).__name__}: {exc}", False
-        seconds = time.perf_counter() - start
-        steps.append(StepResult(name, ok, seconds, detail=detail))
-        bus.emit(StepEvent(host=host, step=name, state="done" if ok else "failed", seconds=seconds, detail=detail))
+        ok, detail = await timed_step(bus, host, name, actions[name], steps)
         if not ok:
             error = f"host {host}: step '{name}' failed: {detail}"
             bus.log(error, level="ERROR", source="install", host=host, step=name)
@@ -603,11 +624,13 @@ async def _run_steps(env: AgiEnv, host: str, modes_enabled: int, bus: EventBus, 
 
 
 async def install_app(env: AgiEnv, workers: Mapping[str, int], modes_enabled: int, bus: EventBus, *,
-                      force: bool = False) -> InstallResult:
+                      force: bool = False, ssh: Any = None) -> InstallResult:
     """Provision the worker environment of every host in ``workers`` for the capabilities in ``modes_enabled``.
 
     Step failures are reported in the result (per host, naming the step), never raised; a bad worker
-    map or mode is a ``ValueError``. ``force`` reinstalls even when nothing changed.
+    map or mode is a ``ValueError``. ``force`` reinstalls even when nothing changed. Hosts that are not
+    this machine are installed over SSH with ``ssh`` (:class:`~agilab_panel.remote.SshOptions`; default:
+    from the app's ``[cluster]`` settings).
     """
     workers = validate_workers(workers)
     modes_enabled = parse_mode(modes_enabled)
@@ -617,12 +640,9 @@ async def install_app(env: AgiEnv, workers: Mapping[str, int], modes_enabled: in
     if local:  # every local host shares one environment: install it once
         shared = await _install_local(env, local[0], modes_enabled, bus, force)
         hosts.update({h: shared for h in local})
-    for host in workers:
-        if host not in hosts:
-            error = (f"host {host}: remote hosts need an SSH install, which is not configured yet "
-                     "(only local hosts can be installed for now)")
-            bus.emit(StepEvent(host=host, step="ssh", state="failed", detail=error))
-            bus.log(error, level="ERROR", source="install", host=host, step="ssh")
-            failed = StepResult("ssh", False, 0.0, detail=error)
-            hosts[host] = HostInstall(host, False, str(env.wenv_path(host)), [failed], error)
+    remote = [h for h in workers if h not in hosts]
+    if remote:  # over SSH, each host its own environment (agilab_panel.remote)
+        from .remote.install import install_remote_hosts
+
+        hosts.update(await install_remote_hosts(env, remote, modes_enabled, bus, force=force, options=ssh))
     return InstallResult(env.app, modes_enabled, {h: hosts[h] for h in workers}, time.perf_counter() - start)

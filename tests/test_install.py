@@ -184,13 +184,16 @@ async def test_stream_is_live(tmp_path: Path) -> None:
     assert all(e.source == "install" and e.step == "demo" and e.host == "localhost" for e in bus.logs())
 
 
-async def test_remote_host_not_configured(env: AgiEnv) -> None:
+async def test_unreachable_remote_host_fails_at_its_ssh_step(env: AgiEnv, tmp_path: Path) -> None:
+    from agilab_panel.remote import SshOptions
+
     bus = EventBus()
-    result = await install_app(env, {REMOTE: 2}, 1, bus)
+    ssh = SshOptions(known_hosts=tmp_path / "known_hosts", connect_timeout=5)
+    result = await install_app(env, {REMOTE: 2}, 1, bus, ssh=ssh)
     host = result.hosts[REMOTE]
     assert not result.ok and not host.ok
-    assert REMOTE in host.error and "SSH" in host.error
-    assert [(e.step, e.state) for e in bus.history if isinstance(e, StepEvent)] == [("ssh", "failed")]
+    assert host.error.startswith(f"host {REMOTE}: unreachable over SSH")
+    assert [(e.step, e.state) for e in bus.history if isinstance(e, StepEvent)] == [("ssh", "started"), ("ssh", "failed")]
     assert not env.wenv_path().exists()  # nothing local was installed for a remote-only map
     json.dumps(result.to_dict())
 

@@ -41,15 +41,21 @@ class _Handler(socketserver.StreamRequestHandler):
                 if broken or not ready:
                     return
                 for src in ready:
-                    data = src.recv(65536)
-                    if not data:
+                    try:
+                        data = src.recv(65536)
+                        if not data:
+                            return
+                        (b if src is a else a).sendall(data)
+                    except OSError:  # either side went away
                         return
-                    (b if src is a else a).sendall(data)
 
 
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - a dropped client is not news
+        pass
 
 
 class ConnectProxy:

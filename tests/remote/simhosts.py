@@ -181,12 +181,19 @@ class SimHosts:
             "AuthorizedKeysFile .ssh/authorized_keys", "PubkeyAuthentication yes", "PasswordAuthentication no",
             "KbdInteractiveAuthentication no", "PermitRootLogin no", "UsePAM no", f"AllowUsers {host.user}",
             "Subsystem sftp internal-sftp", "MaxStartups 50", "MaxSessions 50", "LogLevel VERBOSE",
-            f"SetEnv HTTPS_PROXY={self.proxy.url if self.proxy else ''}", "",
+            f"SetEnv {' '.join(self._host_env())}", "",
         ]))
         log = open(folder / "sshd.log", "ab")  # noqa: SIM115 - sshd writes it for its whole life
         host.sshd = subprocess.Popen(["ip", "netns", "exec", host.netns, SSHD, "-D", "-e", "-f", str(config)],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
+
+    def _host_env(self) -> list[str]:
+        """The hosts' network settings: this site's way out (the proxy) and its CA certificates (a site
+        whose TLS is inspected has its own CA, which the hosts of the site trust as this machine does)."""
+        found = [f"HTTPS_PROXY={self.proxy.url}"] if self.proxy else []
+        return found + [f"{name}={os.environ[name]}" for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+                        if os.environ.get(name) and " " not in os.environ[name]]
 
     @staticmethod
     def _pub(path: Path) -> str:
