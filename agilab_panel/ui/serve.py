@@ -204,7 +204,8 @@ def serve(
 
     ``port=0`` picks a free port. ``routes`` adds more pages (``{"bare": fn}`` is served at ``/bare``).
     ``allow_hosts`` adds host names the page answers for (a name it is reached by: a proxy, a DNS
-    name). A login is required beyond loopback: ``password_file`` (or ``$AGILAB_PANEL_PASSWORD``, or
+    name). ``/metrics`` serves the Prometheus text of the services of the apps it knows, behind the
+    same Host check and login as the page. A login is required beyond loopback: ``password_file`` (or ``$AGILAB_PANEL_PASSWORD``, or
     ``basic_auth=`` from Python) holds the password or its hash; ``oauth_provider`` and Panel's other
     ``oauth_*`` options pass through to Panel.
     """
@@ -223,8 +224,11 @@ def serve(
     if not is_loopback(address):
         login = "OAuth" if "oauth_provider" in auth else "password"
         print(f"agilab-panel: serving on {address}:{port} with {login} login; host names: {', '.join(names)}")
+    from .metrics import metrics_route
+
+    extra = [*kwargs.pop("extra_patterns", []), metrics_route(_apps_path(apps_path))]  # /metrics: Prometheus text
     options = dict(address=address.strip("[]"), port=port, show=show, title=TITLE, websocket_origin=origins,
-                   **auth, **kwargs)
+                   extra_patterns=extra, **auth, **kwargs)
     target = pages if len(pages) > 1 else pages["/"]
     if not threaded:
         return _server(target, names, True, **options)
