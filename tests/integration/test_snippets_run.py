@@ -1,7 +1,8 @@
 """Generated snippets run as scripts (``python AGI_run_<app>.py``) against the real engine and do what
 the direct API call does; a snippet made stale by a renamed argument exits non-zero naming it.
 
-The serve snippet starts a service that outlives the script: a fresh process finds it and stops it.
+The serve snippet starts a service that outlives the script: a fresh process finds it, and the snippets
+of the other Service mode buttons (health, submit, stop) act on it from their own processes.
 """
 from __future__ import annotations
 
@@ -59,9 +60,28 @@ async def test_serve_snippet_starts_a_service_that_outlives_the_script(minimal) 
         assert done.stdout.startswith("started the service of app minimal_app: 2 loops"), done.stdout
         status = await AGI.serve(env, "status")  # this process finds what the script started
         assert status["status"] == "running" and status["health"]["workers_healthy_count"] == 2
+        # the snippets of the section's other buttons, each from its own process
+        health = _script(_action_script(env, settings, "health"))
+        assert health.returncode == 0 and health.stdout.startswith("running 0 "), health.stderr
+        submitted = _script(_action_script(env, settings, "submit"))
+        assert submitted.returncode == 0, submitted.stderr
+        submission = re.fullmatch(r"submitted (\S+)\n", submitted.stdout).group(1)
+        assert (await AGI.wait_submission(env, submission, timeout=120))["status"] == "done"
+        stop = _script(_action_script(env, settings, "stop"))
+        assert stop.returncode == 0 and stop.stdout.startswith("stopped the service of app minimal_app"), stop.stderr
     finally:
         stopped = await AGI.serve(env, "stop")
     assert stopped["status"] == "stopped" and stopped["not_stopped"] == {} and read_state(state_path) is None
+    assert stopped["message"] == "no service was running for app minimal_app: nothing to stop"  # the snippet stopped it
+
+
+def _action_script(env: AgiEnv, settings: AppSettings, action: str) -> Path:
+    """The snippet of one Service mode button, saved beside the others."""
+    from agilab_panel.snippets import service_snippet
+
+    path = Path(env.log_dir) / f"AGI_serve_{action}_{env.app}.py"
+    path.write_text(service_snippet(action, settings))
+    return path
 
 
 def _plan_fields(plan: WorkPlan) -> dict:
