@@ -29,6 +29,12 @@ def timed(store: dict, key: str):
     store[key] = time.perf_counter() - start
 
 
+def load() -> str:
+    """The load average, printed beside every figure: the machine may be shared, and a figure measured
+    under load says so."""
+    return "load %.2f %.2f %.2f" % os.getloadavg()
+
+
 CLAIMS: list[str] = []
 
 

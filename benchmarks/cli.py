@@ -26,14 +26,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import claim, print_claims, use_temp_home  # noqa: E402
+from _common import claim, load, print_claims, use_temp_home  # noqa: E402
 
 APP = "minimal_app"
 CLI = [sys.executable, "-m", "agilab_panel.cli"]
-
-
-def load() -> str:
-    return "load %.2f %.2f %.2f" % os.getloadavg()
 
 
 def cli(*args: str, env: dict[str, str], check: bool = True) -> tuple[float, dict]:
