@@ -124,7 +124,7 @@ class ServiceSection(pn.viewable.Viewer):
         self.buttons: dict[str, pn.widgets.Button] = {}
         for action, label, name, color in _BUTTONS:
             button = pn.widgets.Button(label=label, icon=icon(name), color=color, width=140, margin=(5, 10))
-            button.on_click(lambda _event, action=action: self.control.act(action))
+            button.on_click(self._clicked(action))
             self.buttons[action] = button
         self._spinner = pn.indicators.LoadingSpinner(value=True, size=20, margin=(12, 10), visible=False)
         self._outcome = pn.pane.Alert("", visible=False, sizing_mode="stretch_width", margin=(5, 10))
@@ -152,6 +152,13 @@ class ServiceSection(pn.viewable.Viewer):
         self._show_outcome()
 
     # -- actions and their outcome -------------------------------------------------------------------------
+    def _clicked(self, action: str) -> Any:
+        """A button's handler: a coroutine function, so Panel awaits the action on the session's loop."""
+        async def click(_event: Any) -> None:
+            await self.control.act(action)
+
+        return click
+
     def _show_outcome(self, *_events: Any) -> None:
         control = self.control
         for button in self.buttons.values():

@@ -106,6 +106,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "AGILAB_LOG_ABS": base / "log" / "execute",
     }
     _seed_small_settings(dirs["AGILAB_HOME"])
+    yield from serve_dashboard(dirs, base)
+
+
+def serve_dashboard(dirs: dict[str, Path], base: Path) -> Iterator[Served]:
+    """Serve the dashboard over ``dirs`` (its log in ``base``) until the generator is closed."""
     env = {k: v for k, v in os.environ.items() if k != "AGILAB_APPS_PATH"}
     env.update({k: str(v) for k, v in dirs.items()}, PYTHONUNBUFFERED="1")
     port = _free_port()

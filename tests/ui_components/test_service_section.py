@@ -157,3 +157,12 @@ def test_a_monitor_keeps_its_columns_when_there_is_no_service(tmp_path: Path) ->
     assert snap["status"] == "idle" and monitor.ticks == 1 and not monitor.watching
     assert list(monitor.table.value.columns) == HEALTH_COLUMNS and monitor.table.value.empty
     assert "Queue: pending **0**" in monitor._queue.object and time.time() >= snap["time"]
+
+
+async def test_a_button_runs_its_action(minimal_state: OrchestrateState) -> None:
+    section = ServiceSection(minimal_state)
+    section.buttons["status"].clicks += 1  # what a click in the browser does
+    await until(lambda: "STATUS" in section.control.outcome, "the click ran STATUS")
+    assert section.control.snippet_action == "status" and 'action="status"' in section.snippet.code
+    assert "no service" in section.control.outcome.lower(), section.control.outcome
+    section.close()
