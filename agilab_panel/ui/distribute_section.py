@@ -27,11 +27,20 @@ from .logs import ActionStatus, Watchers, cancel_button, details_card
 from .offline import icon
 from .plan_graph import compact_number, load_bars, plan_graph, plan_labels
 from .settings_section import FieldMessage
+from .tables import sort_arrows
 
 __all__ = ["ArgsEditor", "DistributeSection", "WorkplanEditor", "load_args_form", "summary_path"]
 
 _MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
 PAGE_SIZE = 25  # rows per page of the Workplan table
+# the cells a user may change stand out: tinted, underlined, a pointer over them
+EDITABLE_CSS = """
+.tabulator-cell.tabulator-editable { background-color: #fff8e1; cursor: pointer;
+  text-decoration: underline dotted #b26a00; text-underline-offset: 3px; }
+"""
+WEIGHT_TEXT = ("A partition's **weight** is the work the app expects it to take, in the app's own measure (rows, "
+               "pixels, files…): only the ratios matter, as the balance gives each worker slot an even share of "
+               "the total.")
 _GENERATED, _CUSTOM = "Generated form", "Custom form (app_args_form.py)"
 
 
@@ -350,6 +359,9 @@ class WorkplanEditor(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=["partition", "weight", "worker slot"]), show_index=False, sizing_mode="stretch_width",
             layout="fit_data_stretch", theme="simple", selectable=False, margin=(5, 10), max_height=420,
+            titles={"worker slot": "worker slot ✎", "weight": "weight (relative work)"},
+            formatters={"weight": {"type": "money", "precision": 3, "thousand": ",", "symbol": ""}},
+            stylesheets=[EDITABLE_CSS],
         )
         self.table.param.watch(self._edited, "value")
         self.bars = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
@@ -365,9 +377,9 @@ class WorkplanEditor(pn.viewable.Viewer):
         self._empty = pn.pane.Markdown("No work plan yet: run **CHECK DISTRIBUTE** to build one, then reassign "
                                        "partitions to other worker slots here.", styles=_MUTED, margin=(5, 10))
         self._content = pn.Column(
-            pn.pane.Markdown("Pick another worker slot in the **worker slot** column to move a partition; the load "
-                             "chart follows. RUN uses the saved plan while the args and workers still match.",
-                             styles=_MUTED, margin=(0, 10)),
+            pn.pane.Markdown("Pick another worker slot in the **worker slot ✎** column (the tinted cells, the only "
+                             "ones to edit) to move a partition; the load chart follows. RUN uses the saved plan while "
+                             "the args and workers still match. " + WEIGHT_TEXT, styles=_MUTED, margin=(0, 10)),
             pn.Row(pn.Column(self.table, sizing_mode="stretch_width"), pn.Column(self.bars, self._balance,
                                                                                    sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
@@ -403,6 +415,7 @@ class WorkplanEditor(pn.viewable.Viewer):
         self.table.page_size = PAGE_SIZE
         self.table.pagination = None if count <= PAGE_SIZE else "local" if count <= 10_000 else "remote"
         self.table.value = self._frame()
+        sort_arrows(self.table, count)
         self._redraw()
 
     def _edited(self, event: param.parameterized.Event) -> None:
@@ -440,8 +453,8 @@ class WorkplanEditor(pn.viewable.Viewer):
         mean = sum(loads.values()) / len(loads) if loads else 0.0
         heaviest = max(loads, key=loads.get) if loads else "-"
         spread = (max(loads.values()) / mean) if mean else 1.0
-        self._balance.object = (f"Heaviest slot `{heaviest}` carries {compact_number(loads.get(heaviest, 0))} "
-                                f"({spread:.2f}× the even share).")
+        self._balance.object = (f"Heaviest slot `{heaviest}` carries a weight of {compact_number(loads.get(heaviest, 0))} "
+                                f"({spread:,.2f}× the even share).")
 
     def _save(self, _event: Any = None) -> None:
         try:
@@ -500,8 +513,10 @@ class DistributeSection(pn.viewable.Viewer):
             pn.Row(self.check_button, self.cancel_button, margin=(5, 0)),
             self.action,
             self.plan_note,
-            pn.Card(self._tree_empty, self._tree_box, title="Distribution tree", sizing_mode="stretch_width",
-                    collapsible=True),
+            pn.Card(self._tree_empty, self._tree_box,
+                    pn.pane.Markdown("The number beside each node is its weight (a slot's and a host's: the sum of "
+                                     "their partitions'). " + WEIGHT_TEXT, styles=_MUTED, margin=(0, 10)),
+                    title="Distribution tree", sizing_mode="stretch_width", collapsible=True),
             self.workplan,
             title="Distribute details", sizing_mode="stretch_width", collapsible=True,
         )

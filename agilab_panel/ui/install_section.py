@@ -138,7 +138,7 @@ class InstallSection(pn.viewable.Viewer):
         self.readiness = pn.pane.Alert("", sizing_mode="stretch_width", margin=(5, 10))
         self.hosts = HostStatusTable(self._hosts(), ready=state.installed, steps=self._steps())
         self.logs = LogView(state.bus, sources=("install",), title="Install logs",
-                            archive_dir=log_archive_dir(state.env),
+                            archive_dir=log_archive_dir(state.env), host_name=self._host_name,
                             empty_text="No install logs yet: they stream here, line by line, while INSTALL runs.")
         self._feed = EventFeed(state.bus, lambda e: isinstance(e, StepEvent), self.hosts.apply, replay=False)
         self._state_watchers.watch(state, self._busy_changed, ["busy"])
@@ -167,6 +167,12 @@ class InstallSection(pn.viewable.Viewer):
         await self.state.install()
 
     # -- views ---------------------------------------------------------------------------------------
+    def _host_name(self, host: str) -> str:
+        """A local host as the worker map names it (the engine installs this machine as ``localhost``)."""
+        if not is_local_host(host):
+            return host
+        return next((h for h in self._hosts() if is_local_host(h)), host)
+
     def _hosts(self) -> list[str]:
         settings = self.state.settings
         return list(settings.cluster.workers) if settings is not None else []

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,8 @@ def _slug(text: str) -> str:
 
 
 class LogView(pn.viewable.Viewer):
-    """Log lines from ``bus`` (only those of ``sources`` when given), live, in a titled card.
+    """Log lines from ``bus`` (only those of ``sources`` when given), live, in a titled card; ``host_name``
+    renames the hosts of the lines (the engine's ``localhost`` is the worker map's ``127.0.0.1``).
 
     Keeps the last ``max_lines`` lines (a bounded buffer: a run of 100,000 lines costs the page no more
     than one of ``max_lines``); shows those at or above ``level`` that contain ``search``; follows the
@@ -207,8 +209,10 @@ class LogView(pn.viewable.Viewer):
     dropped = param.Integer(default=0, doc="Lines received but no longer kept (the oldest ones).")
 
     def __init__(self, bus: EventBus, sources: tuple[str, ...] | None = None, title: str = "Logs",
-                 archive_dir: Path | None = None, **params: Any) -> None:
+                 archive_dir: Path | None = None, host_name: Callable[[str], str] | None = None,
+                 **params: Any) -> None:
         super().__init__(**params)
+        self.host_name = host_name  # how the page names a line's host (as the worker map does)
         self.bus = bus
         self.sources = tuple(sources) if sources else None
         self.title = title
@@ -236,7 +240,8 @@ class LogView(pn.viewable.Viewer):
             pn.widgets.Select.from_param(self.param.level, label="Level", width=110),
             pn.widgets.TextInput.from_param(self.param.search, label="Filter", placeholder="text in the line",
                                             width=220),
-            pn.widgets.Checkbox.from_param(self.param.follow, label="Follow the tail", align="end", margin=(5, 10, 12, 10)),
+            pn.widgets.Switch.from_param(self.param.follow, label="Follow the tail", align="end", width=130,
+                                         margin=(5, 10, 14, 10)),
             pn.layout.HSpacer(),
             self._count, self._clear, self._download,
             sizing_mode="stretch_width",
@@ -291,6 +296,8 @@ class LogView(pn.viewable.Viewer):
 
     def _append(self, batch: list[Event]) -> None:
         lines = [e for e in batch if isinstance(e, LogLine)]
+        if self.host_name is not None:
+            lines = [replace(line, host=self.host_name(line.host)) if line.host else line for line in lines]
         self._write_archive(lines)
         before = len(self._lines)
         self._lines.extend(lines)

@@ -15,11 +15,12 @@ from pathlib import Path
 from bokeh.embed.bundle import extension_dirs
 from panel.io.resources import CDN_DIST
 from panel.layout import Card
+from panel.widgets import FloatInput, IntInput, RadioButtonGroup, Switch
 from panel.theme.base import Inherit
 from panel.theme.fast import Fast
 from panel.util import isurl
 
-__all__ = ["ASSETS", "CARD_CSS", "FONT_CSS", "OfflineFast", "icon", "register"]
+__all__ = ["ASSETS", "CARD_CSS", "FONT_CSS", "SPINNER_CSS", "SWITCH_CSS", "TOGGLE_GROUP_CSS", "OfflineFast", "icon", "register"]
 
 ASSETS = Path(__file__).with_name("assets")
 _EXTENSION = "agilab_panel"
@@ -44,13 +45,37 @@ CARD_CSS = """
 .card-button svg, .card-button svg path:not([stroke]) { stroke: currentColor; }
 .card-button { margin-right: 0.35em; }
 """
+# Bokeh toggles a switch only on a click of its bar; its label is a plain div. A transparent layer of
+# the bar reaching left over the label (clipped to the widget) makes a click on the label a click on
+# the bar, as a <label> would.
+SWITCH_CSS = """
+:host { overflow: hidden; }
+.bk-label { cursor: pointer; }
+.bk-body::after { content: ""; position: absolute; top: -4px; bottom: -4px; right: 0; left: -100vw; }
+"""
+# The spinner's up/down buttons have no name for assistive technology (arrow keys step the value).
+SPINNER_CSS = """
+.bk-spin-wrapper { display: none !important; }
+"""
+# The pressed button of a toggle group, filled with the page's accent (the light design barely shades it).
+TOGGLE_GROUP_CSS = """
+.bk-btn-group .bk-btn.bk-active { background-color: #0b6e99; border-color: #0b6e99; color: #ffffff; }
+"""
 
 
 class OfflineFast(Fast):
     """The FAST design, minus the Google Fonts stylesheet (the page links :data:`FONT_CSS` instead),
-    with the cards' chevrons drawn (:data:`CARD_CSS`)."""
+    with the cards' chevrons drawn, clickable switch labels, named controls only and pressed toggles
+    that look pressed."""
 
-    modifiers = {**Fast.modifiers, Card: {"stylesheets": [Inherit, CARD_CSS]}}  # Inherit: FAST's own first
+    modifiers = {
+        **Fast.modifiers,  # Inherit: FAST's own stylesheets first
+        Card: {"stylesheets": [Inherit, CARD_CSS]},
+        Switch: {"stylesheets": [Inherit, SWITCH_CSS]},
+        IntInput: {"stylesheets": [Inherit, SPINNER_CSS]},
+        FloatInput: {"stylesheets": [Inherit, SPINNER_CSS]},
+        RadioButtonGroup: {"stylesheets": [Inherit, TOGGLE_GROUP_CSS]},
+    }
 
     # Panel finds a design's relative files under the class name: name FAST's folder explicitly.
     _resources = {

@@ -199,10 +199,10 @@ class ProgressPlot(pn.viewable.Viewer):
             return ""
         now = self._last_time if self._finished else max(time.time(), self._last_time or 0.0)
         elapsed = max(0.0, now - self._t0)
-        expected = f" / {self.total}" if self.total else ""
+        expected = f" / {self.total:,}" if self.total else ""
         workers = len(self._workers)
-        plain = [f"{self.done}{expected} partitions done", f"{self.running} running"]
-        marked = [f"**{self.done}{expected}** partitions done", f"{self.running} running"]
+        plain = [f"{self.done:,}{expected} partitions done", f"{self.running:,} running"]
+        marked = [f"**{self.done:,}{expected}** partitions done", f"{self.running:,} running"]
         if self.failed:
             plain.append(f"{self.failed} failed")
             marked.append(f"<span style='color:{_FAILED_COLOR}'>**{self.failed} failed**</span>")

@@ -119,8 +119,8 @@ class RunSection(pn.viewable.Viewer):
                                                width=110, margin=(5, 5), disabled=True, align="center")
         self.cancel_button.on_click(self._on_cancel)
         self.benchmark_toggle = self._state_watchers.link(
-            state, "benchmark_all", pn.widgets.Switch(margin=(5, 6, 5, 24), width=40, align="center"))
-        self._benchmark_label = pn.pane.Markdown("**Benchmark all modes**", margin=(0, 10, 0, 0), align="center")
+            state, "benchmark_all", pn.widgets.Switch(label="Benchmark all modes", margin=(5, 10, 5, 24), width=190,
+                                                      align="center"))
         self._modes_hint = muted("", margin=(0, 10), align="center")
         self._gate = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self._plan_hint = muted("")
@@ -145,7 +145,7 @@ class RunSection(pn.viewable.Viewer):
         self._bench_card = pn.Card(self._bench_body, title="Benchmark results", collapsed=False,
                                    sizing_mode="stretch_width", margin=(5, 0))
 
-        controls = pn.Row(self.run_button, self.cancel_button, self.benchmark_toggle, self._benchmark_label,
+        controls = pn.Row(self.run_button, self.cancel_button, self.benchmark_toggle,
                           self._modes_hint, sizing_mode="stretch_width", margin=0)
         self._layout = pn.Card(
             muted("Run the app with the current settings and args, or time every mode the toggles enable. "
@@ -240,7 +240,7 @@ class RunSection(pn.viewable.Viewer):
             return f"Work plan: the saved plan no longer fits ({reason}); RUN will rebuild it."
         edited = " (edited)" if getattr(plan, "edited", False) else ""
         n = len(plan.partitions)
-        return f"Work plan: RUN will use the saved work plan{edited}, {n} partition{'s' if n != 1 else ''}."
+        return f"Work plan: RUN will use the saved work plan{edited}, {n:,} partition{'s' if n != 1 else ''}."
 
     # -- actions ----------------------------------------------------------------------------------------
     async def _on_run(self, _event: Any = None) -> None:
@@ -271,11 +271,11 @@ class RunSection(pn.viewable.Viewer):
         slots = sum(result.workers.values()) if result.workers else 0
         output = ""
         if result.output:
-            output = (f"Output: {result.rows} rows × {len(result.columns)} columns in `{result.output}` — "
+            output = (f"Output: {result.rows:,} rows × {len(result.columns):,} columns in `{result.output}` — "
                       + ("LOAD DATA previews it." if Path(result.output).exists() else "no longer on disk."))
         lines = [
-            f"**RUN done in {result.seconds:.2f} s** · mode {result.label} · {parts} partition{'s' if parts != 1 else ''}"
-            f" on {slots} worker slot{'s' if slots != 1 else ''}"
+            f"**RUN done in {result.seconds:,.2f} s** · mode {result.label} · {parts:,} partition{'s' if parts != 1 else ''}"
+            f" on {slots:,} worker slot{'s' if slots != 1 else ''}"
             + (f" ({result.cluster} Dask cluster)" if result.cluster else "") + _finished(result.finished),
             f"Work plan: {result.plan_note}." if result.plan_note else "",
             output or "No output dataframe was written.",

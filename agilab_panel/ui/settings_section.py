@@ -182,8 +182,10 @@ class SystemSettingsSection(pn.viewable.Viewer):
         w["ssh_key_path"] = link(cluster, "ssh_key_path", pn.widgets.TextInput(
             label="SSH key path", placeholder="~/.ssh/id_ed25519", sizing_mode="stretch_width",
         ))
-        w["verbose"] = link(cluster, "verbose", pn.widgets.IntSlider(
+        # a number field, not a slider: the slider's handle has no name for assistive technology
+        w["verbose"] = link(cluster, "verbose", pn.widgets.IntInput(
             label="Verbosity level", start=0, end=3, step=1, width=220,
+            description="Verbosity of the logs and of the generated AgiEnv, from 0 (least) to 3 (most).",
         ))
         w["workers_data_path"] = link(cluster, "workers_data_path", pn.widgets.TextInput(
             label="Workers data path", placeholder="empty: the cluster share", sizing_mode="stretch_width",

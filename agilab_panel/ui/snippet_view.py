@@ -32,8 +32,10 @@ class SnippetView(pn.viewable.Viewer):
         super().__init__(**params)
         self.state, self.kind, self.benchmark = state, kind, benchmark
         self.render = render  # the snippet from the settings, when not snippet_for(kind) (a service action)
+        # the code block's own copy button has no name; the named Copy button below does the same
         self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
-                                      styles={"max-height": "340px", "overflow-y": "auto"})
+                                      styles={"max-height": "340px", "overflow-y": "auto"},
+                                      stylesheets=[".copybtn { display: none; }"])
         self._source = pn.widgets.TextAreaInput(value="", visible=False)
         self._copy = pn.widgets.Button(label="Copy", icon=icon("copy"), color="light", width=100, margin=(0, 0, 0, 10))
         self._copy.js_on_click(args={"source": self._source, "button": self._copy}, code="""

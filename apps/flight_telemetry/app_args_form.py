@@ -31,6 +31,7 @@ def build_form(args: Any) -> Any:
         pn.widgets.IntInput.from_param(args.param.n_aircraft, label="Aircraft (files)"),
         pn.widgets.IntInput.from_param(args.param.rows_per_file, label="Rows per file", step=10_000),
         pn.widgets.IntInput.from_param(args.param.seed, label="Seed"),
-        pn.widgets.RadioButtonGroup.from_param(args.param.file_format, label="File format"),
+        pn.pane.Markdown("File format of the generated input files", margin=(10, 10, 0, 10)),  # groups show no label
+        pn.widgets.RadioButtonGroup.from_param(args.param.file_format, label="File format", margin=(0, 10, 5, 10)),
         pn.bind(preview, args.param.n_aircraft, args.param.rows_per_file),
     )
