@@ -64,6 +64,7 @@ class StepEvent(Event):
     state: Literal["started", "done", "failed", "skipped"]
     seconds: float = 0.0
     detail: str = ""
+    parts: dict[str, float] = field(default_factory=dict)  # where the time went (StepResult.parts)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import time
 import tomllib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from importlib import metadata
 from importlib.machinery import EXTENSION_SUFFIXES
@@ -86,6 +86,13 @@ for name in ["agilab_panel.runtime", *sys.argv[2:]]:
     module = importlib.import_module(name)
     print("imported", name, "from", getattr(module, "__file__", "?"))
 """
+# What every worker imports besides the app, imported by the check step with bytecode written: a fresh
+# worker finds it compiled even where it cannot write bytecode itself (PYTHONDONTWRITEBYTECODE, read-only
+# or shared installs). Compiling every file of the environment instead (uv --compile-bytecode) costs
+# ten times as much on each cold install, for files no worker reads.
+WORKER_IMPORTS = ("agilab_panel.runtime.runner", "agilab_panel.runtime.zygote", "agilab_panel.runtime.tasks",
+                  "pandas", "pyarrow.parquet", "multiprocessing.synchronize", "concurrent.futures.process",
+                  "distributed.cli.dask_worker")
 
 
 class NotInstalledError(RuntimeError):
@@ -339,13 +346,32 @@ def engine_uv() -> str:
         return found
 
 
-async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: Path) -> tuple[int, list[str]]:
-    """Run ``cmd``, emitting each stdout/stderr line as soon as it is written; (exit code, last lines)."""
+# uv's own account of a command: "Resolved 25 packages in 1.20s", "Bytecode compiled 1402 files in 850ms"
+# ("... in 1m 05s" past a minute)
+_UV_PHASE = re.compile(r"^(?P<what>Resolved|Prepared|Installed|Uninstalled|Audited|Bytecode compiled) .* in "
+                       r"(?:(?P<min>\d+)m )?(?P<n>[\d.]+)(?P<unit>ms|s)$")
+
+
+def uv_phases(lines: Iterable[str]) -> dict[str, float]:
+    """Seconds per phase uv reported in its output (resolve, prepare = download and build, install, bytecode)."""
+    found: dict[str, float] = {}
+    for line in lines:
+        match = _UV_PHASE.match(line.strip())
+        if match:
+            seconds = float(match["n"]) / (1000 if match["unit"] == "ms" else 1) + 60 * int(match["min"] or 0)
+            found[f"uv {match['what'].lower()}"] = found.get(f"uv {match['what'].lower()}", 0.0) + seconds
+    return found
+
+
+async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: Path,
+                  seen: list[str] | None = None, env: Mapping[str, str] | None = None) -> tuple[int, list[str]]:
+    """Run ``cmd``, emitting each stdout/stderr line as soon as it is written; (exit code, last lines).
+    Lines uv reports its phases with are also added to ``seen``."""
     bus.emit(LogLine(text="$ " + shlex.join(cmd), source="install", host=host, step=step))
     # Its own process group, so a cancel also ends what it started (uv's builds, the C compiler);
     # it dies with this process too.
     proc = await asyncio.create_subprocess_exec(
-        *cmd, cwd=cwd, env=child_env(), stdin=asyncio.subprocess.DEVNULL,
+        *cmd, cwd=cwd, env=dict(env) if env is not None else child_env(), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, process_group=0,
         preexec_fn=partial(die_with_parent, os.getpid()))
     tail: deque[str] = deque(maxlen=40)
@@ -354,6 +380,8 @@ async def _stream(cmd: Sequence[str], bus: EventBus, host: str, step: str, cwd: 
         async for line in read_lines(reader):
             text = line.decode(errors="replace").rstrip("\r")
             tail.append(text)
+            if seen is not None and _UV_PHASE.match(text.strip()):
+                seen.append(text)
             bus.emit(LogLine(text=text, source="install", stream=stream, host=host, step=step))  # type: ignore
 
     try:
@@ -421,11 +449,22 @@ class _Host:
     env: AgiEnv
     plan: _Plan
     bus: EventBus
+    parts: dict[str, dict[str, float]] = field(default_factory=dict)  # step -> where its time went
 
-    async def run(self, step: str, cmd: Sequence[str], failure: str, cwd: Path | None = None) -> None:
-        code, tail = await _stream(cmd, self.bus, self.plan.host, step, cwd or self.plan.wenv)
-        if code != 0:
+    async def run(self, step: str, cmd: Sequence[str], failure: str | None, cwd: Path | None = None,
+                  what: str | None = None, env: Mapping[str, str] | None = None) -> int:
+        """Run one command of ``step``; its time (and uv's phases) go to ``parts[step]`` as ``what``.
+        A failed command raises with ``failure`` unless it is None (the exit code is returned)."""
+        seen: list[str] = []
+        start = time.perf_counter()
+        code, tail = await _stream(cmd, self.bus, self.plan.host, step, cwd or self.plan.wenv, seen, env)
+        parts = self.parts.setdefault(step, {})
+        label = what or Path(cmd[0]).name
+        parts[label] = parts.get(label, 0.0) + time.perf_counter() - start
+        parts.update({f"{label}: {phase}": seconds for phase, seconds in uv_phases(seen).items()})
+        if code != 0 and failure is not None:
             raise _StepFailed(f"{failure} (exit code {code}): {_summary(tail)}")
+        return code
 
     def uv(self) -> str:
         try:
@@ -443,7 +482,7 @@ class _Host:
         if venv.exists():
             shutil.rmtree(venv)
         await self.run("venv", [self.uv(), "venv", "--python", sys.executable, str(venv)],
-                       "creating the worker venv failed")
+                       "creating the worker venv failed", what="uv venv")
         return f"Python {sys.version.split()[0]}"
 
     async def runtime(self) -> str:
@@ -451,21 +490,22 @@ class _Host:
         if not (root / "pyproject.toml").is_file():
             raise _StepFailed(f"agilab_panel is not installed from its source tree ({root} has no pyproject.toml)")
         python, constraints = str(self.plan.python), str(self.write_constraints())
-        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "--compile-bytecode", "-c",
-                                   constraints, *self.plan.requirements], "installing the runtime packages failed")
+        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "-c", constraints,
+                                   *self.plan.requirements], "installing the runtime packages failed",
+                       what="runtime packages")
         await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "--no-deps", "-e", str(root)],
-                       "installing agilab_panel failed")
+                       "installing agilab_panel failed", what="agilab_panel (editable build)")
         await self.compile("runtime", root / "agilab_panel")
         return ", ".join(self.plan.requirements)
 
     async def compile(self, step: str, folder: Path) -> None:
-        """Bytecode for an editable install's sources, which uv's ``--compile-bytecode`` (site-packages
-        only) does not reach: where a worker cannot write it (PYTHONDONTWRITEBYTECODE, read-only or
+        """Bytecode for every file of an editable install's sources (small, and partly imported only
+        when a run needs it): where a worker cannot write it (PYTHONDONTWRITEBYTECODE, read-only or
         shared filesystems) every fresh worker would compile its imports again. A file that does not
         compile is only a warning: if the worker imports it, the check step names the error."""
         if folder.is_dir():
             cmd = [str(self.plan.python), "-m", "compileall", "-q", "-j", "0", str(folder)]
-            code, _ = await _stream(cmd, self.bus, self.plan.host, step, self.plan.wenv)
+            code = await self.run(step, cmd, None, what=f"bytecode of {folder.name}")
             if code != 0:
                 self.bus.log(f"some files of {folder} do not compile to bytecode", level="WARNING", source="install",
                              host=self.plan.host, step=step)
@@ -478,8 +518,9 @@ class _Host:
         if conflicts:
             raise _StepFailed("; ".join(conflicts))
         constraints = str(self.write_constraints())
-        await self.run("app", [self.uv(), "pip", "install", "--python", str(self.plan.python), "--compile-bytecode",
-                               "-c", constraints, "-e", self.plan.app_target], f"installing app {self.env.app!r} failed")
+        await self.run("app", [self.uv(), "pip", "install", "--python", str(self.plan.python), "-c", constraints,
+                               "-e", self.plan.app_target], f"installing app {self.env.app!r} failed",
+                       what="app (editable build)")
         await self.compile("app", self.env.spec.src_path)
         return self.plan.app_target
 
@@ -501,7 +542,7 @@ class _Host:
                     shutil.copy2(src, build / src.name)
             names = [p.name for p in self.plan.pyx]
             await self.run("cython", [str(self.plan.python), "-m", "Cython.Build.Cythonize", "-i", "-f", *names],
-                           f"compiling {', '.join(names)} failed", cwd=build)
+                           f"compiling {', '.join(names)} failed", cwd=build, what="cythonize and C compile")
             for module in self.plan.modules:
                 built = _compiled_files(build, module)
                 if not built:
@@ -517,10 +558,11 @@ class _Host:
 
     async def check(self) -> str:
         worker = self.env.spec.worker_module
+        env = {k: v for k, v in child_env().items() if k != "PYTHONDONTWRITEBYTECODE"}  # compiles what it imports
         await self.run("check", [str(self.plan.python), "-c", _CHECK_SCRIPT, str(self.plan.cython_dir), worker,
-                                 *self.plan.imports],
+                                 *self.plan.imports, *WORKER_IMPORTS],
                        f"the worker environment on host {self.plan.host} cannot import {worker} "
-                       "and agilab_panel.runtime")
+                       "and agilab_panel.runtime", what="import check (writes their bytecode)", env=env)
         return f"imports {worker}"
 
 
@@ -562,9 +604,11 @@ def skipped_step(bus: EventBus, host: str, name: str, steps: list[StepResult]) -
 
 
 async def timed_step(bus: EventBus, host: str, name: str, action: Callable[[], Awaitable[str]],
-                     steps: list[StepResult], expected: tuple[type[Exception], ...] = (_StepFailed,)) -> tuple[bool, str]:
+                     steps: list[StepResult], expected: tuple[type[Exception], ...] = (_StepFailed,),
+                     parts: Mapping[str, float] | None = None) -> tuple[bool, str]:
     """Run one step with its events and timing; (ok, detail): ``expected`` failures say their message,
-    anything else its type too. Never raises (a cancel aside)."""
+    anything else its type too. Never raises (a cancel aside). ``parts``, filled by the action, says
+    where the step's time went: it goes into the result and the step's last event, and a log line."""
     bus.emit(StepEvent(host=host, step=name, state="started"))
     start = time.perf_counter()
     try:
@@ -574,8 +618,13 @@ async def timed_step(bus: EventBus, host: str, name: str, action: Callable[[], A
     except Exception as exc:
         detail, ok = f"{type(exc).__name__}: {exc}", False
     seconds = time.perf_counter() - start
-    steps.append(StepResult(name, ok, seconds, detail=detail))
-    bus.emit(StepEvent(host=host, step=name, state="done" if ok else "failed", seconds=seconds, detail=detail))
+    spent = {what: round(s, 3) for what, s in (parts or {}).items()}
+    steps.append(StepResult(name, ok, seconds, detail=detail, parts=spent))
+    if spent:
+        bus.log(f"{name} took {seconds:.1f} s: " + ", ".join(f"{what} {s:.2f} s" for what, s in spent.items()),
+                source="install", host=host, step=name)
+    bus.emit(StepEvent(host=host, step=name, state="done" if ok else "failed", seconds=seconds, detail=detail,
+                       parts=spent))
     return ok, detail
 
 
@@ -611,7 +660,7 @@ async def _run_steps(env: AgiEnv, host: str, modes_enabled: int, bus: EventBus, 
         saved.pop(name, None)
         changed = True
         _write_state(state_path, state)  # the environment is about to change: no longer a valid install
-        ok, detail = await timed_step(bus, host, name, actions[name], steps)
+        ok, detail = await timed_step(bus, host, name, actions[name], steps, parts=runner.parts.setdefault(name, {}))
         if not ok:
             error = f"host {host}: step '{name}' failed: {detail}"
             bus.log(error, level="ERROR", source="install", host=host, step=name)

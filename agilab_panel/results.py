@@ -19,6 +19,10 @@ class StepResult:
     seconds: float
     skipped: bool = False
     detail: str = ""
+    # where the step's time went: each command it ran (wall seconds), and the phases uv reports for its
+    # own commands ("runtime packages: uv resolved", "... uv prepared" (download and build), "... uv
+    # installed", "... uv bytecode compiled")
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

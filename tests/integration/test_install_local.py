@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -97,6 +98,11 @@ def test_cold_install(installed: Installed) -> None:
         (name, True, False) for name in ("venv", "runtime", "app", "cython", "check")]
     assert host.wenv == str(env.wenv_path("127.0.0.1")) == str(env.wenv_path())
     assert _steps(installed.events).count(("cython", "done")) == 1
+    runtime = host.step("runtime")
+    assert runtime is not None and "runtime packages" in runtime.parts and "runtime packages: uv resolved" in runtime.parts
+    assert "cythonize and C compile" in host.step("cython").parts
+    done = [e for e in installed.events if isinstance(e, StepEvent) and (e.step, e.state) == ("runtime", "done")]
+    assert done[0].parts == runtime.parts
     assert worker_python(env).is_file()
     state = install_state(env)
     assert state and state["fingerprint"] == install_fingerprint(env, MODES)
@@ -106,16 +112,22 @@ def test_cold_install(installed: Installed) -> None:
 
 def test_install_compiles_bytecode(installed: Installed) -> None:
     """Workers that may not write bytecode (PYTHONDONTWRITEBYTECODE, read-only installs) find it compiled:
-    the runtime's packages in site-packages, and the editable app and agilab_panel sources."""
+    every module a worker imports (pandas, Dask's worker, the runtime, the app) and the app's sources."""
     env = installed.env
-    site = next((worker_python(env).parent.parent / "lib").glob("python3*/site-packages"))
-    pandas_files = list((site / "pandas").rglob("*.py"))
-    assert pandas_files
-    uncompiled = [p for p in pandas_files if not Path(importlib.util.cache_from_source(str(p))).is_file()]
-    assert not uncompiled, uncompiled[:5]
-    app_files = list((env.spec.src_path / "minimal_app").glob("*.py"))
-    assert app_files
-    for path in [*app_files, Path(agilab_panel.runtime.runner.__file__)]:
+    python = worker_python(env)
+    site = next((python.parent.parent / "lib").glob("python3*/site-packages"))
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import pandas, pyarrow.parquet, distributed.cli.dask_worker, "
+              "agilab_panel.runtime.runner, minimal_app.worker; "
+              "print('\\n'.join(str(getattr(m, '__file__', None)) for m in list(sys.modules.values())))")
+    out = subprocess.run([str(python), "-c", script, str(env.spec.src_path)], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert out.returncode == 0, out.stderr
+    ours = (site, env.spec.src_path, Path(agilab_panel.runtime.runner.__file__).parent.parent)
+    imported = [Path(f) for f in out.stdout.split() if f.endswith(".py") and any(Path(f).is_relative_to(o) for o in ours)]
+    assert any("pandas" in p.parts for p in imported) and any(p.name == "worker.py" for p in imported)
+    missing = [p for p in imported if not Path(importlib.util.cache_from_source(str(p))).is_file()]
+    assert not missing, missing[:5]
+    for path in (env.spec.src_path / "minimal_app").glob("*.py"):  # the app's own files, imported or not
         assert Path(importlib.util.cache_from_source(str(path))).is_file(), path
 
 
