@@ -46,6 +46,15 @@ def scheduler_reachable(address: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def _route_address(host: str) -> str:
+    """This machine's address on the route to ``host``: where a scheduler for its workers listens."""
+    bare = host.strip("[]")
+    family = socket.getaddrinfo(bare, 22, proto=socket.IPPROTO_TCP)[0][0]
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((bare, 22))  # no packet is sent: only the route is looked up
+        return probe.getsockname()[0]
+
+
 def _quiet_distributed(verbose: int) -> None:
     """The in-process scheduler logs like a library, not on the user's terminal, unless verbose >= 3."""
     import logging
@@ -118,6 +127,8 @@ class WorkerCluster:
         self._dir_fd: int | None = None
         self.stale = False  # a failed or cancelled run left tasks running in the workers
         self.dir = env.log_dir / "cluster" / (time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex())
+        self.security: Any = None  # distributed Security (TLS) when workers run on other hosts
+        self._remote: Any = None  # RemoteWorkers: the slots on other hosts
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> WorkerCluster:
@@ -137,10 +148,10 @@ class WorkerCluster:
             self.address, self.external = f"tcp://{self.requested_scheduler}", True
             how = "connected"
         else:
-            if remote:
-                raise RunError(f"hosts {', '.join(remote)} are not this machine: start their Dask workers with the "
-                               "remote install, or give the address of a running scheduler", worker=remote[0])
-            self._listen = self._listen_address()
+            if remote:  # TLS between hosts; the scheduler listens on the interface that reaches them only
+                self._remote_setup(remote)
+            else:
+                self._listen = self._listen_address()
             if not self.persistent:  # the scheduler lives in this process: one interpreter less to start
                 self.address = await self._start_scheduler()
             self._spawn()  # from the loop's thread: the children die with it unless kept
@@ -149,13 +160,59 @@ class WorkerCluster:
         try:
             if not self.external and self.address is None:
                 self.address = await self._wait_scheduler_file()
-            self.client = await asyncio.wait_for(Client(self.address, asynchronous=True), START_TIMEOUT)
+            if self._remote is not None:
+                await self._start_remote()
+            self.client = await asyncio.wait_for(Client(self.address, asynchronous=True, security=self.security),
+                                                 START_TIMEOUT)
             await self._map_slots()
             await self._warm()
         except BaseException:
             await self.close()
             raise
         return how
+
+    def _remote_setup(self, remote: list[str]) -> None:
+        """Workers on other hosts: temporary TLS certificates for this cluster, the scheduler on the local
+        address that routes to them (not every interface), and their SSH launcher."""
+        from distributed.security import Security
+
+        from ..remote.options import SshOptions
+        from ..remote.workers import RemoteWorkers
+        from ..settings import AppSettings
+
+        if self.persistent:
+            raise RunError("a cluster kept across processes cannot have remote hosts yet: run without detaching",
+                           worker=remote[0])
+        self.security = Security.temporary()
+        self._listen = (_route_address(remote[0]), 0)
+        options = SshOptions.from_settings(AppSettings(self.env).cluster)
+        self._remote = RemoteWorkers(self.env, {h: self.workers[h] for h in remote}, options, self.bus, self.dir.name)
+
+    async def _start_remote(self) -> None:
+        from ..remote.errors import RemoteHostError
+
+        try:
+            await self._remote.start(self.address, self._tls_pem(), {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+        except RemoteHostError as exc:
+            raise RunError(str(exc), worker=f"{exc.host}-0") from None
+
+    def _tls_pem(self) -> dict[str, str]:
+        config = self.security.get_tls_config_for_role("worker")
+        return {"ca": config["ca_file"], "cert": config["cert"], "key": config["key"]}
+
+    def _tls_args(self) -> list[str]:
+        """Local workers of a TLS cluster: the certificates as files only this user reads."""
+        if self.security is None:
+            return []
+        folder = self.dir / "tls"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        args = []
+        for name, flag in (("ca", "--tls-ca-file"), ("cert", "--tls-cert"), ("key", "--tls-key")):
+            path = folder / f"{name}.pem"
+            path.touch(mode=0o600)
+            path.write_text(self._tls_pem()[name])
+            args += [flag, str(path)]
+        return [*args, "--protocol", "tls"]
 
     def _listen_address(self) -> tuple[str, int]:
         """Where a scheduler of ours listens: loopback on a free port, or the requested address when it
@@ -187,7 +244,8 @@ class WorkerCluster:
         _quiet_distributed(self.env.verbose)
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             # The HTTP endpoints bind loopback on a free port, never 8787 on every interface.
-            self.scheduler = Scheduler(host=host, port=port, dashboard=False, dashboard_address=_HTTP_LOOPBACK)
+            self.scheduler = Scheduler(host=host, port=port, dashboard=False, dashboard_address=_HTTP_LOOPBACK,
+                                       security=self.security, protocol="tls" if self.security else None)
         await self.scheduler
         return self.scheduler.address
 
@@ -211,10 +269,13 @@ class WorkerCluster:
                                      "--port", str(port), "--no-dashboard", "--dashboard-address", _HTTP_LOOPBACK,
                                      "--scheduler-file", str(sched_file)]
         target = [self.address] if self.address else ["--scheduler-file", str(sched_file)]
-        for slot in slot_ids(self.workers):
-            commands[slot] = [str(self.python), "-m", "distributed.cli.dask_worker", *target,
+        local = {h: n for h, n in self.workers.items() if is_local_host(h)}
+        for slot in slot_ids(local):  # remote slots start over SSH (RemoteWorkers)
+            commands[slot] = [str(self.python), "-m", "distributed.cli.dask_worker", *target, *self._tls_args(),
                               "--name", slot, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0",
-                              "--host", "127.0.0.1", "--dashboard-address", _HTTP_LOOPBACK, "--death-timeout", "60",
+                              # beside remote workers, reachable by them on the scheduler's interface
+                              "--host", host if self._remote else "127.0.0.1",
+                              "--dashboard-address", _HTTP_LOOPBACK, "--death-timeout", "60",
                               "--local-directory", str(self.dir / "work"),
                               # import the app (and pandas) while the scheduler starts, not after
                               "--preload", self.env.spec.worker_module]
@@ -254,7 +315,10 @@ class WorkerCluster:
                 if mapped:
                     self.slot_workers = mapped
                     break
-            dead = [n for n, p in self.procs.items() if p.poll() is not None]
+            dead = self.dead_slots() + (["scheduler"] if "scheduler" in self.procs and self.procs["scheduler"].poll() is not None else [])
+            if dead and dead[0] not in self.procs:
+                raise RunError(f"Dask worker {dead[0]} on a remote host exited while starting; see the Run logs",
+                               worker=dead[0])
             if dead:
                 raise RunError(f"Dask process {dead[0]} exited with code {self.procs[dead[0]].returncode} while starting; "
                                f"see {self.dir / (dead[0] + '.log')}", worker=dead[0])
@@ -307,10 +371,11 @@ class WorkerCluster:
             return False
         if self.scheduler is not None and self.scheduler.status.name != "running":
             return False
-        return all(p.poll() is None for p in self.procs.values())
+        return all(p.poll() is None for p in self.procs.values()) and (self._remote is None or self._remote.alive())
 
     def dead_slots(self) -> list[str]:
-        return [name for name, p in self.procs.items() if name != "scheduler" and p.poll() is not None]
+        dead = [name for name, p in self.procs.items() if name != "scheduler" and p.poll() is not None]
+        return dead + (self._remote.dead_slots() if self._remote is not None else [])
 
     async def close(self) -> None:
         """Stop the client and every process this cluster started (never an external scheduler)."""
@@ -325,6 +390,8 @@ class WorkerCluster:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._tail_task
             self._tail_task = None
+        if self._remote is not None:
+            await self._remote.close()
         await asyncio.to_thread(self._terminate)
         if self.scheduler is not None:
             with contextlib.suppress(Exception):

@@ -183,8 +183,12 @@ class SimHosts:
             "Subsystem sftp internal-sftp", "MaxStartups 50", "MaxSessions 50", "LogLevel VERBOSE",
             f"SetEnv {' '.join(self._host_env())}", "",
         ]))
+        self._sshd_start(host)
+
+    def _sshd_start(self, host: SimHost) -> None:
+        folder = self.workdir / f"host{host.index}"
         log = open(folder / "sshd.log", "ab")  # noqa: SIM115 - sshd writes it for its whole life
-        host.sshd = subprocess.Popen(["ip", "netns", "exec", host.netns, SSHD, "-D", "-e", "-f", str(config)],
+        host.sshd = subprocess.Popen(["ip", "netns", "exec", host.netns, SSHD, "-D", "-e", "-f", str(folder / "sshd_config")],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
 
@@ -212,10 +216,14 @@ class SimHosts:
         raise RuntimeError(f"sshd of {host.address} does not accept connections")
 
     # -- used by tests -------------------------------------------------------------------------
-    def stop_sshd(self, host: SimHost) -> None:
-        """The host goes down: its sshd and every process of its user end (link down too)."""
+    def crash(self, host: SimHost) -> None:
+        """The host goes down: its sshd and every process of its user are killed (their connections reset)."""
         self._kill(host)
-        _run("ip", "netns", "exec", host.netns, "ip", "link", "set", f"agp{self.tag}h{host.index}", "down")
+
+    def restart_sshd(self, host: SimHost) -> None:
+        """The host is back: its sshd runs again."""
+        self._sshd_start(host)
+        self._wait_port(host)
 
     def _kill(self, host: SimHost) -> None:
         if host.sshd and host.sshd.poll() is None:

@@ -1,0 +1,88 @@
+"""A cluster run across the two simulated hosts: Dask workers started over SSH from each host's worker
+environment, TLS between all parts, partitions pinned as planned, the same output as mode 0, and
+nothing left running on any host afterwards (each host's process table is read)."""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
+from agilab_panel.events import PartitionEvent
+from agilab_panel.execute.result import RunError
+from agilab_panel.settings import AppSettings
+
+from .simhosts import SimHosts
+from .test_install_remote import APP, MODES, until_no_processes
+
+pytestmark = pytest.mark.integration
+ARGS = {"n_aircraft": 6, "rows_per_file": 2000}
+
+
+@pytest.fixture
+def cluster_home(ssh_env: SimHosts, installed, use_home) -> Iterator[SimHosts]:
+    """The app installed here and on both hosts. The hosts' users differ from this one while the
+    simulated hosts share this disk: what the run creates in the share must be writable by all (umask 0)."""
+    use_home(installed(APP, MODES))
+    os.environ["AGI_CLUSTER_SHARE"] = str(ssh_env.share)
+    old = os.umask(0)
+    try:
+        env = AgiEnv(APP, verbose=0)
+        settings = AppSettings(env)
+        settings.cluster.ssh_key_path = str(ssh_env.client_key)
+        settings.save_cluster("ssh_key_path")
+        workers = {h.address: 1 for h in ssh_env.hosts}
+        result = asyncio.run(AGI.install(env, workers=workers, modes_enabled=MODES, events=EventBus()))
+        assert result.ok, result.errors
+        yield ssh_env
+    finally:
+        os.umask(old)
+
+
+def frame(path: str) -> pd.DataFrame:
+    return pd.read_parquet(path).sort_values("aircraft").reset_index(drop=True)
+
+
+async def test_run_across_two_hosts_equals_mode_0_and_leaves_nothing(cluster_home: SimHosts) -> None:
+    env = AgiEnv(APP, verbose=0)
+    workers = {h.address: 1 for h in cluster_home.hosts}
+    local = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=0), events=EventBus())
+    expected = frame(local.output)
+    bus = EventBus()
+    remote = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=AGI.DASK_MODE), events=bus,
+                           keep_cluster=False)
+    pd.testing.assert_frame_equal(frame(remote.output), expected)
+    slots = {f"{h.address}-0" for h in cluster_home.hosts}
+    assert {p.worker for p in remote.partitions} == slots  # pinned to both hosts' workers, as planned
+    assert {e.worker for e in bus.history if isinstance(e, PartitionEvent) and e.state == "done"} == slots
+    assert any("tls://" in line.text for line in bus.logs())  # the cluster spoke TLS
+    assert await until_no_processes(cluster_home) == []
+
+
+async def test_a_host_that_goes_down_ends_the_run_naming_it(cluster_home: SimHosts) -> None:
+    env = AgiEnv(APP, verbose=0)
+    a, b = cluster_home.hosts
+    workers = {a.address: 1, b.address: 1}
+    bus = EventBus()
+    crashed = asyncio.Event()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, PartitionEvent) and event.state == "started" and event.worker == f"{b.address}-0":
+            if not crashed.is_set():
+                crashed.set()
+                cluster_home.crash(b)
+
+    bus.add_listener(on_event)
+    slow = {"n_aircraft": 8, "rows_per_file": 500_000}
+    try:
+        with pytest.raises(RunError) as err:
+            await AGI.run(env, RunRequest(params=slow, workers=workers, mode=AGI.DASK_MODE), events=bus,
+                          keep_cluster=False)
+    finally:
+        cluster_home.restart_sshd(b)
+    assert crashed.is_set()
+    assert f"{b.address}-0" in str(err.value) and err.value.partition
+    assert await until_no_processes(cluster_home) == []  # nothing left on the host that stayed up either
