@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "keep_copy"]
+__all__ = ["atomic_path", "atomic_write_text", "keep_copy", "remove_stale_temps"]
 
 _NAME_LIMIT = 100  # characters of the target's name kept in a temp name (file names stop at 255 bytes)
 
@@ -44,20 +44,36 @@ def _alive(pid: int) -> bool:
 
 def _remove_stale_temps(target: Path) -> None:
     """Temp files of this target left by writers of this host that no longer run (killed mid-write)."""
-    prefix = _temp_prefix(target)
+    _sweep(target.parent, _temp_prefix(target))
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Temp files of any target in ``folder`` left by writers of this host that no longer run; returns
+    how many went. For folders written with ``sweep=False`` (a queue), swept now and then instead."""
+    return _sweep(Path(folder), None)
+
+
+def _sweep(folder: Path, prefix: str | None) -> int:
+    host = f".agtmp-{socket.gethostname()[:40]}-"
     try:
-        names = os.listdir(target.parent)
+        names = os.listdir(folder)
     except OSError:
-        return
+        return 0
+    removed = 0
     for name in names:
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
+        if not name.endswith(".tmp") or not (name.startswith(prefix) if prefix else name.startswith(".")):
             continue
-        pid = name[len(prefix):].split(".", 1)[0]
+        at = name.rfind(host)
+        if at < 0:
+            continue
+        pid = name[at + len(host):].split(".", 1)[0]
         if pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             try:
-                (target.parent / name).unlink()
+                (folder / name).unlink()
+                removed += 1
             except OSError:
                 pass
+    return removed
 
 
 def _open_temp(target: Path) -> Path:
@@ -73,17 +89,20 @@ def _open_temp(target: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, durable: bool = True, sweep: bool = True) -> Iterator[Path]:
     """A temporary path beside the file ``path`` names; renamed over it when the block succeeds, removed otherwise.
 
     Readers never see a half-written file, and a failed write leaves the previous file as it was.
     ``durable=False`` skips the fsync, for files rewritten many times a second whose readers check
     what they read anyway (heartbeats, service queue records): a power cut may then lose the last
-    write, never expose half of one to a running reader.
+    write, never expose half of one to a running reader. ``sweep=False`` skips the removal of a
+    killed writer's temp file, which lists the folder: for hot writes into folders of thousands of
+    files (the service queue), whose owner calls :func:`remove_stale_temps` now and then instead.
     """
     target = _real_target(Path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(target)
+    if sweep:
+        _remove_stale_temps(target)
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
@@ -103,8 +122,8 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[Pa
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = True) -> None:
-    with atomic_path(path, durable=durable) as tmp:
+def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = True, sweep: bool = True) -> None:
+    with atomic_path(path, durable=durable, sweep=sweep) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

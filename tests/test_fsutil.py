@@ -101,3 +101,23 @@ def test_a_write_without_fsync_keeps_the_mode_and_is_whole_or_nothing(tmp_path: 
         tmp.write_text("partial")
         raise RuntimeError("writer failed")
     assert target.read_text() == '{"state": "running"}' and temps(tmp_path) == []
+
+
+def test_a_write_without_sweep_leaves_a_killed_writers_temp_for_the_folder_sweep(tmp_path: Path,
+                                                                                   stalled_writer) -> None:
+    from agilab_panel.fsutil import remove_stale_temps
+
+    target, other = tmp_path / "t-1.json", tmp_path / "t-2.json"
+    proc, dead = stalled_writer(target)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    live, alive = stalled_writer(other)
+    try:
+        atomic_write_text(target, "{}", durable=False, sweep=False)  # no listing of the folder
+        assert temps(tmp_path) == sorted([dead.name, alive.name]) and target.read_text() == "{}"
+        (tmp_path / ".t-3.json.agtmp-elsewhere-1.ab.tmp").write_text("")  # another host's writer: not ours to judge
+        assert remove_stale_temps(tmp_path) == 1
+        assert temps(tmp_path) == sorted([alive.name, ".t-3.json.agtmp-elsewhere-1.ab.tmp"])
+    finally:
+        live.communicate("go\n", timeout=60)
+    assert other.read_text() == "from the writer\n"

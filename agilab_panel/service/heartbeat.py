@@ -31,7 +31,7 @@ def write_heartbeat(path: Path, *, worker: str, incarnation: int, state: str, ta
               "timestamp": time.time(), "state": state, "task": task, "address": address, "tasks_done": tasks_done}
     if exit is not None:
         record.update(exit=exit, error=error[:2000])
-    atomic_write_text(path, json.dumps(record), durable=False)  # rewritten every poll interval
+    atomic_write_text(path, json.dumps(record), durable=False, sweep=False)  # every poll interval; swept by cleanup
 
 
 def _read(path: str) -> bytes:

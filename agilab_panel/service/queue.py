@@ -28,10 +28,11 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import atomic_path, atomic_write_text
+from ..fsutil import atomic_path, atomic_write_text, remove_stale_temps
 
 __all__ = [
     "TASK_SCHEMA",
@@ -69,7 +70,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._:\[\]-]")
 
 @dataclass(frozen=True)
 class ServicePaths:
-    """Every file of one app's service, under ``<share>/service/<app>/``."""
+    """Every file of one app's service, under ``<share>/service/<app>/``.
+
+    Each path is built once per instance (a loop asks for them several times a task).
+    """
 
     root: Path
 
@@ -77,59 +81,59 @@ class ServicePaths:
     def of(cls, share: str | os.PathLike, app: str) -> ServicePaths:
         return cls(Path(share) / "service" / app)
 
-    @property
+    @cached_property
     def queue(self) -> Path:
         return self.root / "queue"
 
-    @property
+    @cached_property
     def pending(self) -> Path:
         return self.queue / "pending"
 
-    @property
+    @cached_property
     def running(self) -> Path:
         return self.queue / "running"
 
-    @property
+    @cached_property
     def done(self) -> Path:
         return self.queue / "done"
 
-    @property
+    @cached_property
     def failed(self) -> Path:
         return self.queue / "failed"
 
-    @property
+    @cached_property
     def heartbeats(self) -> Path:
         return self.queue / "heartbeats"
 
-    @property
+    @cached_property
     def submissions(self) -> Path:
         return self.root / "submissions"
 
-    @property
+    @cached_property
     def results(self) -> Path:
         return self.root / "results"
 
-    @property
+    @cached_property
     def control(self) -> Path:
         return self.root / "control"
 
-    @property
+    @cached_property
     def stop_flag(self) -> Path:
         return self.control / "stop"
 
-    @property
+    @cached_property
     def state_file(self) -> Path:
         return self.root / "service.json"
 
-    @property
+    @cached_property
     def health_file(self) -> Path:
         return self.root / "health.json"
 
-    @property
+    @cached_property
     def lock_file(self) -> Path:
         return self.root / "service.lock"
 
-    @property
+    @cached_property
     def last_output(self) -> Path:
         return self.root / "last_output.json"
 
@@ -207,7 +211,7 @@ def enqueue(paths: ServicePaths, tasks: Sequence[Mapping[str, Any]]) -> list[Pat
     written = []
     for task in tasks:
         path = paths.pending / f"{task['id']}.json"
-        atomic_write_text(path, json.dumps(task, default=str))
+        atomic_write_text(path, json.dumps(task, default=str), sweep=False)  # swept by cleanup()
         written.append(path)
     return written
 
@@ -238,7 +242,7 @@ def publish(paths: ServicePaths, running: Path, folder: str, record: Mapping[str
     if folder not in ("done", "failed"):
         raise ValueError(f"a task ends in done or failed, not {folder!r}")
     target = paths.folder(folder) / f"{record['id']}.json"
-    atomic_write_text(target, json.dumps(record, default=str), durable=False)  # hot path; read back checked
+    atomic_write_text(target, json.dumps(record, default=str), durable=False, sweep=False)  # hot path; read back checked
     running.unlink(missing_ok=True)
     return target
 
@@ -279,7 +283,7 @@ def requeue(paths: ServicePaths, running: Path, reason: str, max_retries: int) -
         record["finished"] = time.time()
         publish(paths, running, "failed", record)
         return "failed"
-    atomic_write_text(paths.pending / f"{task}.json", json.dumps(record, default=str))
+    atomic_write_text(paths.pending / f"{task}.json", json.dumps(record, default=str), sweep=False)
     running.unlink(missing_ok=True)
     return "pending"
 
@@ -318,7 +322,13 @@ def prune(folder: Path, retention: Retention, now: float | None = None,
 
 
 def cleanup(paths: ServicePaths, policy: Mapping[str, Retention], now: float | None = None) -> dict[str, int]:
-    """Apply ``policy`` (``done``, ``failed``, ``heartbeats``); submission records follow ``done``."""
+    """Apply ``policy`` (``done``, ``failed``, ``heartbeats``); submission records follow ``done``.
+
+    The temp files writers killed mid-write left in the queue go too: its hot writes do not look for
+    them (listing a folder of thousands of files for each write cost more than the write).
+    """
+    for folder in (*(paths.folder(name) for name in QUEUE_FOLDERS), paths.heartbeats, paths.submissions):
+        remove_stale_temps(folder)
     removed = {name: len(prune(paths.folder(name), policy[name], now)) for name in ("done", "failed", "heartbeats")}
     removed["submissions"] = len(prune(paths.submissions, policy["done"], now, on_remove=_drop_output))
     return removed
@@ -342,7 +352,7 @@ def _drop_output(record: Path) -> None:
 # -- submissions ---------------------------------------------------------------------------------------
 def write_submission(paths: ServicePaths, record: Mapping[str, Any], *, durable: bool = True) -> Path:
     path = paths.submissions / f"{record['id']}.json"
-    atomic_write_text(path, json.dumps(record, default=str), durable=durable)
+    atomic_write_text(path, json.dumps(record, default=str), durable=durable, sweep=False)
     return path
 
 

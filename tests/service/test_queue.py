@@ -174,3 +174,19 @@ def test_an_expiring_submission_takes_its_output_folder_and_nothing_else(paths: 
     assert removed["submissions"] == 2 and q.task_files(paths.submissions) == ["new.json"]
     assert not outputs["old"].exists() and outputs["new"].is_dir()
     assert data_out.is_dir() and outputs["odd"].is_dir()  # a record naming another folder removes nothing
+
+
+def test_cleanup_sweeps_the_temps_killed_writers_left_in_the_queue(paths: q.ServicePaths, stalled_writer) -> None:
+    import os
+    import signal
+
+    left = []
+    for folder in (paths.pending, paths.done, paths.heartbeats, paths.submissions):
+        proc, tmp = stalled_writer(folder / "x.json")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        left.append(tmp)
+    q.enqueue(paths, [{"id": "s.00000"}])  # hot writes do not look for them
+    assert all(tmp.exists() for tmp in left)
+    q.cleanup(paths, {name: q.Retention(0, 0) for name in ("done", "failed", "heartbeats")})
+    assert not any(tmp.exists() for tmp in left) and q.task_files(paths.pending) == ["s.00000.json"]
