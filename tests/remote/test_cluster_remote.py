@@ -86,3 +86,38 @@ async def test_a_host_that_goes_down_ends_the_run_naming_it(cluster_home: SimHos
     assert crashed.is_set()
     assert f"{b.address}-0" in str(err.value) and err.value.partition
     assert await until_no_processes(cluster_home) == []  # nothing left on the host that stayed up either
+
+
+_CONTROLLER = """
+import asyncio, json, sys
+from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
+async def main():
+    env = AgiEnv(sys.argv[1], verbose=0)
+    request = RunRequest(params=json.loads(sys.argv[2]), workers=json.loads(sys.argv[3]), mode=AGI.DASK_MODE)
+    await AGI.run(env, request, events=EventBus(), keep_cluster=True)
+    print("ready", flush=True)
+    await asyncio.sleep(600)
+asyncio.run(main())
+"""
+
+
+async def test_remote_workers_end_when_their_controller_is_killed(cluster_home: SimHosts) -> None:
+    import json
+    import signal
+    import sys
+
+    workers = {h.address: 1 for h in cluster_home.hosts}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _CONTROLLER, APP, json.dumps(ARGS),
+                                                json.dumps(workers), stdout=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 600)
+        assert line.strip() == b"ready"
+        for host in cluster_home.hosts:  # a kept cluster: each host runs its worker
+            assert any("distributed.cli.dask_worker" in p for p in host.processes()), host.processes()
+        proc.send_signal(signal.SIGKILL)  # no chance to stop anything itself
+        await proc.wait()
+        assert await until_no_processes(cluster_home) == []
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
