@@ -86,6 +86,8 @@ for name in ["agilab_panel.runtime", *sys.argv[2:]]:
     module = importlib.import_module(name)
     print("imported", name, "from", getattr(module, "__file__", "?"))
 """
+# PEP 660 with the project's own build backend (argv[2]): the editable wheel of agilab_panel, into argv[1]
+_EDITABLE_WHEEL = "import importlib, sys; print(importlib.import_module(sys.argv[2]).build_editable(sys.argv[1]))"
 # What every worker imports besides the app, imported by the check step with bytecode written: a fresh
 # worker finds it compiled even where it cannot write bytecode itself (PYTHONDONTWRITEBYTECODE, read-only
 # or shared installs). Compiling every file of the environment instead (uv --compile-bytecode) costs
@@ -493,10 +495,41 @@ class _Host:
         await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "-c", constraints,
                                    *self.plan.requirements], "installing the runtime packages failed",
                        what="runtime packages")
-        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "--no-deps", "-e", str(root)],
-                       "installing agilab_panel failed", what="agilab_panel (editable build)")
+        wheel = await self.runtime_wheel(root)
+        target = [str(wheel)] if wheel else ["-e", str(root)]
+        await self.run("runtime", [self.uv(), "pip", "install", "--python", python, "--no-deps", *target],
+                       "installing agilab_panel failed",
+                       what="agilab_panel (cached editable wheel)" if wheel else "agilab_panel (editable build)")
         await self.compile("runtime", root / "agilab_panel")
         return ", ".join(self.plan.requirements)
+
+    async def runtime_wheel(self, root: Path) -> Path | None:
+        """agilab_panel's editable wheel, built once per source tree and build inputs and kept in the
+        home's wheel cache: every worker environment installs the same one (uv builds an editable
+        install afresh each time). None when it cannot be built here: the install builds it as before."""
+        pyproject = _read(root / "pyproject.toml")
+        try:
+            build = tomllib.loads(pyproject.decode()).get("build-system", {})
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+        requires, backend = build.get("requires", []), build.get("build-backend")
+        if not backend:
+            return None
+        cache = self.env.home / "cache" / "wheels" / _digest(str(root), pyproject, sys.version)[:20]
+        found = sorted(cache.glob("*.editable-*.whl"))
+        if found:
+            return found[0]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache.parent, prefix=".build-", ignore_cleanup_errors=True) as tmp:
+            cmd = [self.uv(), "run", "-q", "--no-project", "--python", sys.executable,
+                   *[arg for req in requires for arg in ("--with", req)], "python", "-c", _EDITABLE_WHEEL, tmp, backend]
+            code = await self.run("runtime", cmd, None, cwd=root, what="agilab_panel editable wheel (built once)")
+            if code != 0 or not list(Path(tmp).glob("*.editable-*.whl")):
+                return None
+            with contextlib.suppress(OSError):  # another install may have cached it first: either serves
+                os.replace(tmp, cache)
+        found = sorted(cache.glob("*.editable-*.whl"))
+        return found[0] if found else None
 
     async def compile(self, step: str, folder: Path) -> None:
         """Bytecode for every file of an editable install's sources (small, and partly imported only

@@ -238,3 +238,21 @@ async def test_a_dependency_the_engine_pins_otherwise_names_the_package_and_both
     assert "helper-pkg" in host.error and "requires pandas<3" in host.error
     assert f"pins pandas=={pandas.__version__}" in host.error and "\n" not in host.error
     assert any(e.text.startswith("$ ") for e in events if isinstance(e, LogLine) and e.step == "app")
+
+
+async def test_a_forced_reinstall_installs_the_cached_runtime_wheel(installed: Installed) -> None:
+    """agilab_panel's editable wheel is built once per home and source tree: a new venv installs it from
+    the cache, still editable (the worker imports agilab_panel from the source tree)."""
+    env = installed.env
+    cached = list((env.home / "cache" / "wheels").glob("*/agilab_panel-*.editable-*.whl"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    bus = EventBus()
+    result = await install_app(env, {"127.0.0.1": 1}, MODES, bus, force=True)
+    assert result.ok, result.errors
+    parts = result.hosts["127.0.0.1"].step("runtime").parts
+    assert "agilab_panel (cached editable wheel)" in parts and "agilab_panel editable wheel (built once)" not in parts
+    assert cached[0].stat().st_mtime_ns == stamp
+    out = subprocess.run([str(worker_python(env)), "-c", "import agilab_panel; print(agilab_panel.__file__)"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == str(Path(agilab_panel.runtime.runner.__file__).parent.parent / "__init__.py")
