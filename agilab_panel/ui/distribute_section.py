@@ -87,9 +87,10 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _widget_for(name: str, pane: pn.Param) -> pn.widgets.Widget:
-    """An unlinked copy of the widget ``pane`` makes for one arg (same type, bounds, options, doc)."""
-    widget = pane.widget(name).clone()
+def _widget_for(name: str, template: param.Parameterized, spec: Any = None) -> pn.widgets.Widget:
+    """An unlinked copy of the widget ``pn.Param`` makes for one arg (same type, bounds, options, doc),
+    made alone: a whole ``pn.Param`` pane would first build a widget for every arg."""
+    widget = pn.Param.widget(name, parameterized=template, widget_spec=spec).clone()
     widget.label = name
     return widget
 
@@ -182,10 +183,9 @@ class ArgsEditor(pn.viewable.Viewer):
                       if isinstance(self.draft.param[n], param.Number) and n not in specs})
         specs.update({n: pn.widgets.TextInput for n in names if isinstance(self.draft.param[n], param.Path)})
         template = self.state.settings.args_class(**args_to_dict(self.draft))
-        pane = pn.Param(template, widgets=specs, show_name=False)
         rows = []
         for name in names:
-            widget = _widget_for(name, pane)
+            widget = _widget_for(name, template, specs.get(name))
             if hasattr(widget, "sizing_mode"):
                 widget.width = 260
             self.widgets[name] = widget

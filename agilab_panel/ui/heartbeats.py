@@ -41,11 +41,10 @@ class HeartbeatPlot(pn.viewable.Viewer):
         super().__init__(**params)
         self._start: float | None = None
         self.buffer = Buffer(pd.DataFrame({"t": [], "worker": [], "age": []}), length=_HISTORY_ROWS, index=False)
-        plot = hv.DynamicMap(self._element, streams=[self.buffer])
-        self._pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=(5, 10))
-        self._empty = pn.pane.Markdown(IDLE_TEXT, margin=(5, 10), styles={"color": "#6b6b6b"})
+        self._pane: pn.pane.HoloViews | None = None  # drawn at the first heartbeat: a page with no cluster run
+        self._empty = pn.pane.Markdown(IDLE_TEXT, margin=(5, 10), styles={"color": "#6b6b6b"})  # pays no figure
         # visibility is switched on a wrapper: switching it on the HoloViews pane itself trips Panel
-        self._plot_box = pn.Column(self._pane, sizing_mode="stretch_width", margin=0, visible=False)
+        self._plot_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         self._layout = pn.Column(self._empty, self._plot_box, sizing_mode="stretch_width", margin=0)
         self._feed = EventFeed(bus, self._accepts, self.apply, period=self.period)
 
@@ -70,6 +69,10 @@ class HeartbeatPlot(pn.viewable.Viewer):
         if rows:
             self.workers = sorted(self.latest)
             self.buffer.send(pd.DataFrame(rows, columns=_COLUMNS))
+            if self._pane is None:
+                plot = hv.DynamicMap(self._element, streams=[self.buffer])
+                self._pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=(5, 10))
+                self._plot_box.objects = [self._pane]
         self._empty.visible = not self.latest
         self._plot_box.visible = bool(self.latest)
 

@@ -15,6 +15,7 @@ def test_heartbeats_stream_per_worker_and_reset_per_run() -> None:
     plot = HeartbeatPlot(bus)
     plot.flush()
     assert plot.workers == [] and plot._empty.visible and plot._empty.object == IDLE_TEXT
+    assert plot._pane is None and plot._plot_box.objects == []  # no figure before the first heartbeat
     hv.render(plot._element(plot.buffer.data), backend="bokeh")  # nothing yet still draws
     bus.emit(RunEvent(app="a", mode=4, state="started", time=100.0))
     plot.flush()
@@ -30,6 +31,7 @@ def test_heartbeats_stream_per_worker_and_reset_per_run() -> None:
     assert data[data.worker == "127.0.0.1-0"][["t", "age"]].values.tolist() == [[1.0, 0.2], [2.0, 0.3], [3.0, 2.5]]
     element = plot._element(data)
     assert isinstance(element, hv.Path) and len(element.split()) == 2 and not plot._empty.visible
+    assert plot._plot_box.visible and plot._plot_box.objects == [plot._pane]
     figure = hv.render(element, backend="bokeh")  # the options are valid for the served backend
     assert figure.yaxis[0].axis_label == "heartbeat age (s)"
     assert figure.xaxis[0].axis_label == "seconds since the run started"
