@@ -20,7 +20,7 @@ __all__ = ["command_line", "run_captured", "run_streamed"]
 
 def command_line(argv: Sequence[str]) -> str:
     """The one string sent to the remote shell: every argument quoted."""
-    if not argv or not all(isinstance(a, str) for a in argv):
+    if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
         raise TypeError(f"a remote command is a non-empty list of strings, got {argv!r}")
     return shlex.join(argv)
 
