@@ -76,3 +76,62 @@ def test_start_submit_watch_the_table_fill_and_stop(browser, served: Served, ins
         served.assert_log_clean(log_start)
     finally:
         page.context.close()
+
+
+def test_the_standalone_monitor_follows_a_service_started_and_stopped_elsewhere(browser, installed, shot) -> None:  # noqa: ANN001
+    """dashboards/service_monitor.py under ``panel serve``: offline, and live while the command line
+    starts and stops the service (no reload)."""
+    import socket
+    import time
+    import urllib.request
+
+    dirs = {k: str(v) for k, v in installed(APP).items()}
+    env = {**{k: v for k, v in os.environ.items() if k != "AGILAB_APPS_PATH"}, **dirs, "PYTHONUNBUFFERED": "1"}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = Path(dirs["AGILAB_HOME"]).parent / f"monitor-{port}.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "panel", "serve", "dashboards/service_monitor.py", "--address",
+                                   "127.0.0.1", "--port", str(port), "--args", "--app", APP], cwd=ROOT, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    cli = [sys.executable, "-m", "agilab_panel.cli", "service"]
+    context = None
+    try:
+        url = f"http://127.0.0.1:{port}/service_monitor"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=30):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        served = Served(url, {}, server, log)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        external, errors = [], []
+        context.route(lambda u: not (u.startswith(f"http://127.0.0.1:{port}/") or u.startswith(("data:", "blob:", "about:"))),
+                      lambda route: (external.append(route.request.url), route.abort()))
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.get_by_text("No service data yet").first.wait_for()
+
+        started = subprocess.run([*cli, "start", "--app", APP, "--workers", '{"127.0.0.1": 2}'], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stderr
+        page.locator(".tabulator").get_by_text("127.0.0.1-1", exact=True).wait_for(timeout=60_000)  # live, no reload
+        page.get_by_text(re.compile(r"2 loop\(s\) healthy")).first.wait_for()
+        shot(page, "24-monitor-running")
+        stopped = subprocess.run([*cli, "stop", "--app", APP], cwd=ROOT, env=env, capture_output=True, text=True,
+                                 timeout=300)
+        assert stopped.returncode == 0, stopped.stderr
+        page.get_by_text(re.compile(r"no service is running for app minimal_app")).first.wait_for(timeout=30_000)
+        assert not external and not errors, (external, errors)
+        served.assert_log_clean()
+    finally:
+        if context is not None:
+            context.close()
+        os.killpg(server.pid, 15)
+        server.wait(30)
