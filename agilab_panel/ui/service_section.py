@@ -17,6 +17,7 @@ import param
 from ..agi import AGI
 from ..service.config import SERVICE_KEYS, ServiceSettings, load_service_settings, save_service_settings, with_overrides
 from ..service.gate import evaluate_gate
+from ..service.health import health_path
 from ..settings import ServiceHealthSettings
 from ..snippets import SERVICE_ACTIONS, service_snippet
 from .logs import Watchers, details_card
@@ -240,6 +241,9 @@ class ServiceSection(pn.viewable.Viewer):
             if value is None:
                 raise ValueError(f"service setting {key!r}: give a value")
             merged = with_overrides(self._service, {key: value})
+            if key == "health_output_path":  # a relative path must stay in the share: refused here, not at START
+                env = self.state.env
+                health_path(env.share, env.app, value)
         except ValueError as exc:
             self.messages[key].error(_first_line(exc))
             return

@@ -51,9 +51,11 @@ def test_service_settings_are_refused_at_the_field_and_saved_when_valid(minimal_
     assert "poll_interval" in section.messages["poll_interval"].text and section.messages["poll_interval"].is_error
     section.fields["max_unhealthy"].value = -1
     assert section.messages["max_unhealthy"].is_error and minimal_state.settings.service_health.max_unhealthy == 0
-    section.fields["health_output_path"].value = "../outside.json"  # stays in the share: the engine refuses later
-    assert path.read_bytes() != before  # a string field is saved as given ...
-    section.fields["health_output_path"].value = ""
+    section.fields["health_output_path"].value = "../outside.json"  # a relative path stays inside the share
+    assert "health_output_path" in section.messages["health_output_path"].text and path.read_bytes() == before
+    section.fields["health_output_path"].value = "probes/health.json"
+    assert not section.messages["health_output_path"].text
+    assert tomllib.loads(path.read_text())["service"]["health_output_path"] == "probes/health.json"
     before = path.read_bytes()
     section.fields["heartbeat_timeout"].value = None  # an emptied field
     assert section.messages["heartbeat_timeout"].is_error and path.read_bytes() == before
