@@ -139,8 +139,8 @@ async def run_local(job: Job, python: Path, bus: EventBus, workdir: Path, *, war
         finally:
             for _, w in pipes:
                 os.close(w)
-        out, err, events = [await _reader(r) for r, _ in pipes]
-        try:
+        try:  # from the launch on, any way out of here (a cancel while the pipes connect too) ends the run
+            out, err, events = [await _reader(r) for r, _ in pipes]
             await asyncio.gather(
                 _read_events(events, bus, statuses, final, workdir),
                 stream_lines(out, bus, source="run", stream="stdout", host="localhost"),

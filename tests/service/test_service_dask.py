@@ -221,7 +221,7 @@ async def test_a_service_on_a_scheduler_someone_else_started_leaves_its_processe
         assert started["status"] == "running" and "(connected)" in started["message"], started["message"]
         assert read_state(paths).external is True
         record = await AGI.wait_submission(env, await AGI.submit(env, partitions=2, size=10), timeout=120)
-        assert record["status"] == "done"
+        assert record["status"] == "done", record
         status = await AGI.serve(env, "status")
         assert status["status"] == "running" and status["health"]["workers_restarted"] == []
         stopped = await AGI.serve(env, "stop")
