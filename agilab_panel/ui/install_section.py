@@ -126,6 +126,7 @@ class InstallSection(pn.viewable.Viewer):
 
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
+        self._steps_cache: dict[tuple[str, int], list[str]] = {}
         self.state = state
         self._state_watchers, self._model_watchers = Watchers(), Watchers()
         self.snippet = SnippetView(state, "install")
@@ -182,10 +183,13 @@ class InstallSection(pn.viewable.Viewer):
         settings = self.state.settings
         if settings is None:
             return []
-        try:
-            return install_steps(self.state.env, settings.cluster.mode)
-        except Exception:  # noqa: BLE001 - unreadable app files: INSTALL will say why; columns come with events
-            return []
+        key = (self.state.env.app, settings.cluster.mode)
+        if key not in self._steps_cache:  # the install plan reads package metadata: once per mode
+            try:
+                self._steps_cache[key] = install_steps(self.state.env, settings.cluster.mode)
+            except Exception:  # noqa: BLE001 - unreadable app files: INSTALL will say why; columns come with events
+                return []
+        return list(self._steps_cache[key])
 
     def _reset_hosts(self, *_events: Any) -> None:
         self._model_watchers.clear()
