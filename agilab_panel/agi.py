@@ -239,7 +239,7 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
                     keep_cluster: bool, *, persistent: bool = False) -> RunResult:
     from .execute.dask import run_dask
     from .execute.local import run_local
-    from .install import NotInstalledError, cython_path, worker_python
+    from .install import cython_path
 
     started = time.perf_counter()
     bus.emit(RunEvent(app=env.app, mode=mode, state="started"))
@@ -248,10 +248,7 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
             raise RunError(f"app {env.app} has no Cython build ([tool.agilab] cython is empty): turn the cython toggle off")
         if mode & modes.RAPIDS_MODE and not env.spec.rapids:
             raise RunError(f"app {env.app} has no RAPIDS path ([tool.agilab] rapids = false): turn the rapids toggle off")
-        try:
-            python = worker_python(env)
-        except NotInstalledError as exc:
-            raise RunError(str(exc)) from exc
+        python = _engine_side_python(env, inputs.workers, mode)
         if request.reset_target:
             removed = await asyncio.to_thread(reset_output, inputs.data_out, env.app, env.spec.output, [inputs.data_in])
             bus.log(f"reset_target: removed {len(removed)} item(s) the app wrote in {inputs.data_out}", source="run")
@@ -294,6 +291,22 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
     atomic_write_text(env.last_run_path, json.dumps({**result.to_dict(), "plan": None, "time": result.finished}))
     bus.emit(RunEvent(app=env.app, mode=mode, state="done", seconds=seconds))
     return result
+
+
+def _engine_side_python(env: AgiEnv, workers: Mapping[str, int], mode: int) -> Path:
+    """The local worker environment's Python; a cluster run whose hosts are all remote needs none here
+    (its workers start on the hosts), so the engine's own interpreter stands in."""
+    import sys
+
+    from .hosts import is_local_host
+    from .install import NotInstalledError, worker_python
+
+    try:
+        return worker_python(env)
+    except NotInstalledError as exc:
+        if mode & modes.DASK_MODE and not any(is_local_host(h) for h in workers):
+            return Path(sys.executable)
+        raise RunError(str(exc)) from exc
 
 
 async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: RunRequest, bus: EventBus,

@@ -101,6 +101,19 @@ asyncio.run(main())
 """
 
 
+def listening(pids: set[int]) -> set[str]:
+    """Addresses the processes listen on (read in each process's own network namespace)."""
+    import psutil
+
+    found = set()
+    for pid in pids:
+        try:
+            found |= {c.laddr.ip for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            pass
+    return found
+
+
 async def test_remote_workers_end_when_their_controller_is_killed(cluster_home: SimHosts) -> None:
     import json
     import signal
@@ -114,6 +127,9 @@ async def test_remote_workers_end_when_their_controller_is_killed(cluster_home: 
         assert line.strip() == b"ready"
         for host in cluster_home.hosts:  # a kept cluster: each host runs its worker
             assert any("distributed.cli.dask_worker" in p for p in host.processes()), host.processes()
+            assert listening(host.pids()) <= {host.address, "127.0.0.1"}  # its own address; HTTP on loopback
+        assert listening({proc.pid}) <= {cluster_home.gateway, "127.0.0.1"}  # the scheduler: the hosts' side only
+        assert cluster_home.gateway in listening({proc.pid})
         proc.send_signal(signal.SIGKILL)  # no chance to stop anything itself
         await proc.wait()
         assert await until_no_processes(cluster_home) == []
@@ -121,3 +137,22 @@ async def test_remote_workers_end_when_their_controller_is_killed(cluster_home: 
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_hosts_all_remote_need_no_local_install(ssh_env: SimHosts) -> None:
+    env = AgiEnv(APP, verbose=0)  # a fresh home: nothing installed on this machine
+    settings = AppSettings(env)
+    settings.cluster.ssh_key_path = str(ssh_env.client_key)
+    settings.save_cluster("ssh_key_path")
+    workers = {h.address: 1 for h in ssh_env.hosts}
+    old = os.umask(0)
+    try:
+        installed = await AGI.install(env, workers=workers, modes_enabled=MODES, events=EventBus())
+        assert installed.ok, installed.errors
+        assert not env.wenv_path("localhost").exists()
+        result = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=AGI.DASK_MODE), events=EventBus(),
+                               keep_cluster=False)
+    finally:
+        os.umask(old)
+    assert result.rows == ARGS["n_aircraft"]
+    assert await until_no_processes(ssh_env) == []
