@@ -139,9 +139,12 @@ class WorkerCluster:
         await self.close()
 
     async def start(self) -> str:
-        """Connect to the requested scheduler if one answers there, else start ours; returns how."""
-        from distributed import Client
+        """Connect to the requested scheduler if one answers there, else start ours; returns how.
 
+        A cold start waits for the workers (an interpreter each, importing Dask, pandas and the app):
+        they are spawned first, all at once, and find the scheduler through its file, so their start
+        overlaps this process's own import of Dask and the scheduler's start.
+        """
         self.loop = asyncio.get_running_loop()
         remote = [h for h in self.workers if not is_local_host(h)]
         if self.requested_scheduler and scheduler_reachable(self.requested_scheduler):
@@ -152,12 +155,14 @@ class WorkerCluster:
                 self._remote_setup(remote)
             else:
                 self._listen = self._listen_address()
-            if not self.persistent:  # the scheduler lives in this process: one interpreter less to start
-                self.address = await self._start_scheduler()
             self._spawn()  # from the loop's thread: the children die with it unless kept
             how = "started"
         self._tail_task = asyncio.create_task(self._follow())
         try:
+            from distributed import Client
+
+            if not self.external and not self.persistent:  # in this process: one interpreter less to start
+                self.address = await self._start_scheduler()
             if not self.external and self.address is None:
                 self.address = await self._wait_scheduler_file()
             if self._remote is not None:
@@ -245,7 +250,8 @@ class WorkerCluster:
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             # The HTTP endpoints bind loopback on a free port, never 8787 on every interface.
             self.scheduler = Scheduler(host=host, port=port, dashboard=False, dashboard_address=_HTTP_LOOPBACK,
-                                       security=self.security, protocol="tls" if self.security else None)
+                                       security=self.security, protocol="tls" if self.security else None,
+                                       scheduler_file=str(self.dir / "scheduler.json"))  # the workers wait for it
         await self.scheduler
         return self.scheduler.address
 
@@ -264,11 +270,11 @@ class WorkerCluster:
         else:
             popen_kw["preexec_fn"] = partial(die_with_parent, os.getpid())
         commands: dict[str, list[str]] = {}
-        if self.address is None:
+        if self.persistent:  # a kept scheduler is a process of its own (else it starts in this one)
             commands["scheduler"] = [str(self.python), "-m", "distributed.cli.dask_scheduler", "--host", host,
                                      "--port", str(port), "--no-dashboard", "--dashboard-address", _HTTP_LOOPBACK,
                                      "--scheduler-file", str(sched_file)]
-        target = [self.address] if self.address else ["--scheduler-file", str(sched_file)]
+        target = ["--scheduler-file", str(sched_file)]
         local = {h: n for h, n in self.workers.items() if is_local_host(h)}
         for slot in slot_ids(local):  # remote slots start over SSH (RemoteWorkers)
             commands[slot] = [str(self.python), "-m", "distributed.cli.dask_worker", *target, *self._tls_args(),
