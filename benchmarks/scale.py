@@ -8,9 +8,15 @@
    contacted): balance, save and load the plan. Goal: linear (cost per host within 2x from 100 to
    10,000), under 2 s for 10,000 hosts; an absurd map (1,000,000 slots) refused with a clear error.
 
-Not measured here yet: the data axis (flight_telemetry 16 → 256 aircraft) and the page with large plans.
+3. Data: flight_telemetry 16 → 64 → 256 aircraft (one file and one partition each), every mode
+   (mode 0, pool, Cython, Dask on a warm cluster), seconds per aircraft; the files are generated once
+   per size, before timing. Goal: seconds per aircraft within 1.5x from 16 to 256 aircraft.
 
-    python benchmarks/scale.py [--max-partitions 10000] [--max-hosts 10000] [--repeat 1]
+Not measured here yet: the page with large plans. Every table carries the load average.
+
+    python benchmarks/scale.py [--axes hosts,partitions,data] [--max-partitions 10000] [--max-hosts 10000]
+                               [--max-aircraft 256] [--rows 100000] [--repeat 1]
+    ./dev bench scale [same options]
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import claim, print_claims, use_temp_home  # noqa: E402
+from _common import claim, load, print_claims, use_temp_home  # noqa: E402
 
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest  # noqa: E402
 from agilab_panel.plan import Partition, WorkPlan, build_plan  # noqa: E402
@@ -63,6 +69,34 @@ async def partitions_axis(limit: int, repeat: int) -> dict[int, dict[str, float]
     return table
 
 
+async def data_axis(limit: int, rows: int, repeat: int) -> dict[int, dict[str, float]]:
+    app = "flight_telemetry"
+    env = AgiEnv(app, verbose=0)
+    modes = {**MODES, "Cython": AGI.CYTHON_MODE}
+    install = await AGI.install(env, workers=WORKERS, modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE | AGI.CYTHON_MODE,
+                                events=EventBus())
+    if not install.ok:
+        raise SystemExit(f"install of {app} failed: {install.errors}")
+    table: dict[int, dict[str, float]] = {}
+    print(f"\ndata axis ({app}, {rows:,} rows per aircraft, {sum(WORKERS.values())} slots; seconds per aircraft, "
+          f"best of {repeat})")
+    print(f"{'aircraft':>8} " + " ".join(f"{name:>9}" for name in modes) + "  load")
+    n = 16
+    while n <= limit:
+        params = {"n_aircraft": n, "rows_per_file": rows}
+        await AGI.get_distrib(env, workers=WORKERS, events=EventBus(), **params)  # generates the files
+        row: dict[str, float] = {}
+        for name, mode in modes.items():
+            request = RunRequest(params=params, workers=WORKERS, mode=mode, verbose=0)
+            await AGI.run(env, request, events=EventBus())  # untimed: warms the runner or cluster
+            best = min([(await AGI.run(env, request, events=EventBus())).seconds for _ in range(repeat)])
+            row[name] = best / n
+        table[n] = row
+        print(f"{n:>8,} " + " ".join(f"{row[k]:9.4f}" for k in modes) + f"  {load()}")
+        n *= 4
+    return table
+
+
 def hosts_axis(limit: int, repeat: int) -> dict[int, float]:
     table: dict[int, float] = {}
     print(f"\nworker map axis (2 slots per host, one partition per slot; plan only, best of {repeat})")
@@ -94,14 +128,20 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-partitions", type=int, default=10_000)
     parser.add_argument("--max-hosts", type=int, default=10_000)
+    parser.add_argument("--max-aircraft", type=int, default=256)
+    parser.add_argument("--rows", type=int, default=100_000, help="rows per aircraft on the data axis")
+    parser.add_argument("--axes", default="hosts,partitions,data", help="which tables to measure")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per point; the best is kept")
     ns = parser.parse_args()
+    axes = {a.strip() for a in ns.axes.split(",")}
     use_temp_home()
-    hosts = hosts_axis(ns.max_hosts, ns.repeat)
-    refused = absurd_map()
-    print(f"1,000 hosts x 1,000 slots: {refused or 'accepted'}")
+    hosts = hosts_axis(ns.max_hosts, ns.repeat) if "hosts" in axes else {}
+    refused = absurd_map() if "hosts" in axes else ""
+    if "hosts" in axes:
+        print(f"1,000 hosts x 1,000 slots: {refused or 'accepted'}  [{load()}]")
     try:
-        parts = await partitions_axis(ns.max_partitions, ns.repeat)
+        parts = await partitions_axis(ns.max_partitions, ns.repeat) if "partitions" in axes else {}
+        data = await data_axis(ns.max_aircraft, ns.rows, ns.repeat) if "data" in axes else {}
     finally:
         await AGI.shutdown()
 
@@ -112,9 +152,10 @@ async def main() -> None:
               hosts[big] < 2)
         claim(f"plan cost per host, {small} → {big:,} hosts", f"{hosts[small] / small * 1000:.3f} → "
               f"{hosts[big] / big * 1000:.3f} ms, x{growth:.2f}", "<= 2x (linear)", growth <= 2)
-    claim("1,000,000 worker slots", f"refused ({refused})" if refused else "accepted", "refused with a clear error",
-          bool(refused))
-    most = max(parts)
+    if "hosts" in axes:
+        claim("1,000,000 worker slots", f"refused ({refused})" if refused else "accepted", "refused with a clear error",
+              bool(refused))
+    most = max(parts, default=0)
     if 100 in parts and most > 100:
         for name in MODES:
             growth = parts[most][name] / parts[100][name]
@@ -122,6 +163,13 @@ async def main() -> None:
                   f"{parts[100][name]:.3f} → {parts[most][name]:.3f} ms, x{growth:.2f}", "<= 2x", growth <= 2)
         claim(f"run overhead per partition, Dask warm cluster, {most:,} partitions", f"{parts[most]['Dask']:.3f} ms",
               "< 2 ms", parts[most]["Dask"] < 2)
+    if len(data) > 1:
+        few, many = min(data), max(data)
+        for name in data[few]:
+            growth = data[many][name] / data[few][name]
+            claim(f"flight_telemetry seconds per aircraft, {name}, {few} → {many} aircraft",
+                  f"{data[few][name]:.3f} → {data[many][name]:.3f} s, x{growth:.2f} ({load()})", "<= 1.5x",
+                  growth <= 1.5)
     print_claims()
 
 
