@@ -290,7 +290,7 @@ def check_install(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> s
     """None when the last install of ``host`` still serves these modes; else why INSTALL must run again."""
     where = f"app {env.app!r} on host {host}"
     if not is_local_host(host):
-        return f"{where}: remote hosts need an SSH install, which is not configured yet"
+        return f"{where}: a remote host's install is checked over SSH, by INSTALL with this worker map"
     state = _load_state(env.wenv_path(host) / STATE_FILE)
     if state is None:
         return f"{where} is not installed: run INSTALL"
@@ -320,8 +320,8 @@ def check_install(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> s
 def worker_python(env: AgiEnv, host: str = "localhost") -> Path:
     """The Python of the host's worker environment; :class:`NotInstalledError` when there is none."""
     if not is_local_host(host):
-        raise NotInstalledError(f"app {env.app!r} is not installed on host {host}: remote hosts need an "
-                                "SSH install, which is not configured yet")
+        raise NotInstalledError(f"app {env.app!r} on host {host}: a remote host's worker Python lives on that "
+                                "host (its workers start over SSH in cluster mode)")
     python = _venv_python(env.wenv_path(host))
     if not python.is_file():
         raise NotInstalledError(f"app {env.app!r} is not installed on host {host}: its worker Python "

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 import asyncssh
 
 from ..env import AgiEnv
 from ..events import EventBus, LogLine
+from ..install import STATE_FILE
 from .commands import command_line, run_captured
 from .connect import connect
 from .errors import RemoteHostError
@@ -63,6 +66,15 @@ class _Slot:
     pumps: list[asyncio.Task] = field(default_factory=list)
 
 
+async def _installed(sftp: asyncssh.SFTPClient, state: PurePosixPath) -> bool:
+    """Whether the host's last INSTALL completed every step."""
+    try:
+        async with sftp.open(str(state)) as f:
+            return json.loads(await f.read()).get("ok") is True
+    except (asyncssh.SFTPError, ValueError, AttributeError):
+        return False
+
+
 class RemoteWorkers:
     """The remote slots of one cluster: one SSH connection per host, one watched worker per slot."""
 
@@ -94,9 +106,9 @@ class RemoteWorkers:
         folder = wenv / "clusters" / self.run_dir
         self.folders[host] = str(folder)
         async with conn.start_sftp_client() as sftp:
-            if not await sftp.exists(python):
-                raise RemoteHostError(host, "command-failed", f"app {self.env.app!r} is not installed there ({python} "
-                                      "is missing): run INSTALL with this worker map")
+            if not await sftp.exists(python) or not await _installed(sftp, wenv / STATE_FILE):
+                raise RemoteHostError(host, "command-failed", f"app {self.env.app!r} is not installed there (no "
+                                      f"complete install in {wenv}): run INSTALL with this worker map")
             await sftp.makedirs(str(folder / "work"), exist_ok=True)
             await sftp.chmod(str(folder), 0o700)
             for name, text in tls.items():
