@@ -55,8 +55,8 @@ SWITCH_CSS = """
 """
 # The spinner's up/down buttons have no name for assistive technology (arrow keys step the value).
 SPINNER_CSS = """
-.bk-spin-wrapper { display: none !important; }
-"""
+.bk-spin-btn { display: none !important; }
+"""  # the arrows only: .bk-spin-wrapper holds the input itself
 # The pressed button of a toggle group, filled with the page's accent (the light design barely shades it).
 TOGGLE_GROUP_CSS = """
 .bk-btn-group .bk-btn.bk-active { background-color: #0b6e99; border-color: #0b6e99; color: #ffffff; }

@@ -223,7 +223,7 @@ class ServiceSection(pn.viewable.Viewer):
         parameter, value = model.param[key], getattr(model, key)
         common = dict(label=key, value=value, width=210, margin=(5, 10))
         if isinstance(parameter, param.Boolean):
-            widget = pn.widgets.Checkbox(**common)
+            widget = pn.widgets.Switch(**common)
         elif isinstance(parameter, param.Integer):
             widget = pn.widgets.IntInput(**common, description=parameter.doc)
         elif isinstance(parameter, param.Number):

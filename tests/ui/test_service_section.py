@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from .conftest import ROOT, Served, assert_clean, chromium_or_skip, open_page, serve_dashboard
+from .test_affordances import _unnamed_controls
 
 pytestmark = [pytest.mark.ui, pytest.mark.integration, pytest.mark.timeout(900)]
 APP = "minimal_app"
@@ -49,6 +50,8 @@ def test_start_submit_watch_the_table_fill_and_stop(browser, served: Served, ins
         page.get_by_role("button", name=re.compile(r"^Service mode(\s|$)")).first.click()
         page.get_by_text("No service data yet").first.wait_for()
         page.get_by_text("AGI.serve(").first.wait_for()
+        page.get_by_role("button", name=re.compile(r"^Service settings")).first.click()
+        page.get_by_label("poll_interval").wait_for()
         shot(page, "20-service-idle", page.get_by_text("No service data yet").first)
 
         _button(page, "START").click()
@@ -60,6 +63,8 @@ def test_start_submit_watch_the_table_fill_and_stop(browser, served: Served, ins
         assert table.get_by_text("127.0.0.1-0", exact=True).count() == 1
         page.get_by_text("No service data yet").first.wait_for(state="hidden")
         shot(page, "21-service-running", table)
+        page.wait_for_timeout(1000)  # the plots drew
+        assert _unnamed_controls(page) == []  # every control of the section has a name a screen reader says
 
         _button(page, "SUBMIT").click()
         page.get_by_text(re.compile(r"Submitted")).first.wait_for(timeout=120_000)

@@ -20,6 +20,7 @@ from agilab_panel.ui.state import OrchestrateState
 
 from service.test_service_dask import service_processes, until  # tests/ is on the path (rootdir conftest)
 from .conftest import visible_text
+from .test_affordances import _unnamed
 
 
 def _service_table(state: OrchestrateState) -> dict:
@@ -40,6 +41,8 @@ def test_each_action_shows_its_snippet_and_the_empty_state(minimal_state: Orches
     assert "await AGI.submit(" in section.snippet.code and "partitions=4" in section.snippet.code
     minimal_state.settings.args.partitions = 7  # the submit snippet follows the args
     assert "partitions=7" in section.snippet.code
+    section._settings_card.collapsed = False
+    assert _unnamed(section) == [] and len(section.fields) == 15
     section.close()
 
 
