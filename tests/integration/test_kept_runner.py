@@ -20,6 +20,7 @@ from agilab_panel.execute.local import KEPT_STATE
 from agilab_panel.execute.zygote import KEPT_IDLE_ENV, stop_kept_runner
 
 pytestmark = pytest.mark.integration
+FAULTY_APPS = Path(__file__).parent / "apps"  # an app whose partitions take as long as asked
 RUN = ["run", "--app", "minimal_app", "--mode", "0", "--set", "partitions=2", "--json", "-v", "0"]
 
 
@@ -86,3 +87,34 @@ def test_a_kept_runner_no_command_uses_ends_after_its_idle_timeout(home):
     while not (_ended(pid) and not state.exists()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _ended(pid) and not state.exists()  # it removed its own state file
+
+
+def test_the_run_of_a_killed_command_ends_but_its_kept_runner_stays(installed):
+    """The kept runner outlives its commands, not their runs: a command killed mid-run takes its run along."""
+    dirs = installed("faulty_app", modes_enabled=0, apps_path=FAULTY_APPS)
+    state = dirs["AGILAB_HOME"] / "apps" / "faulty_app" / "jobs" / KEPT_STATE
+    stop_kept_runner(state)
+    env = {**os.environ, **{k: str(v) for k, v in dirs.items()}}
+    args = ["run", "--app", "faulty_app", "--apps-path", str(FAULTY_APPS), "--mode", "0", "--keep-cluster",
+            "--set", "partitions=1", "--set", "seconds=120", "-v", "0"]
+    command = subprocess.Popen([sys.executable, "-m", "agilab_panel.cli", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120  # a guard against hanging on a loaded machine, not a timing claim
+        runs: list[psutil.Process] = []
+        while not runs and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if state.exists():
+                runs = [p for p in psutil.Process(json.loads(state.read_text())["pid"]).children()
+                        if not _ended(p.pid)]
+        assert runs, "the run never started in the kept runner"
+        runner = json.loads(state.read_text())["pid"]
+        command.kill()  # SIGKILL: the command cleans nothing up itself
+        command.wait(30)
+        _, alive = psutil.wait_procs(runs, timeout=60)
+        assert all(_ended(p.pid) for p in alive)  # the run ended with its command ...
+        assert not _ended(runner) and json.loads(state.read_text())["pid"] == runner  # ... its runner did not
+    finally:
+        command.kill()
+        stop_kept_runner(state)
+    assert _holders(state) == []
