@@ -145,7 +145,7 @@ async def main() -> None:
     finally:
         await AGI.shutdown()
 
-    big, small = max(hosts), 100
+    big, small = max(hosts, default=0), 100
     if small in hosts and big > small:
         growth = (hosts[big] / big) / (hosts[small] / small)
         claim(f"plan for {big:,} hosts (2 slots each), balance + save + load", f"{hosts[big]:.2f} s", "< 2 s",
