@@ -156,3 +156,35 @@ async def test_hosts_all_remote_need_no_local_install(ssh_env: SimHosts) -> None
         os.umask(old)
     assert result.rows == ARGS["n_aircraft"]
     assert await until_no_processes(ssh_env) == []
+
+
+async def test_a_cancelled_run_leaves_nothing_on_the_hosts(cluster_home: SimHosts) -> None:
+    env = AgiEnv(APP, verbose=0)
+    workers = {h.address: 1 for h in cluster_home.hosts}
+    bus = EventBus()
+    started = asyncio.Event()
+    bus.add_listener(lambda e: started.set() if isinstance(e, PartitionEvent) and e.state == "started" else None)
+    run = asyncio.create_task(AGI.run(env, RunRequest(params={"n_aircraft": 8, "rows_per_file": 500_000},
+                                                      workers=workers, mode=AGI.DASK_MODE), events=bus))
+    await asyncio.wait_for(started.wait(), 600)
+    assert all(h.pids() for h in cluster_home.hosts)  # each host runs its worker now
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert await until_no_processes(cluster_home) == []
+
+
+async def test_a_host_whose_install_did_not_complete_is_named(cluster_home: SimHosts) -> None:
+    import json
+
+    b = cluster_home.hosts[1]
+    state = b.home / ".agilab" / "wenv" / APP / "install_state.json"
+    saved = state.read_text()
+    state.write_text(json.dumps({**json.loads(saved), "ok": False}))
+    try:
+        with pytest.raises(RunError, match=f"host {b.address}: app 'flight_telemetry' is not installed there"):
+            await AGI.run(AgiEnv(APP, verbose=0), RunRequest(params=ARGS, workers={h.address: 1 for h in cluster_home.hosts},
+                                                             mode=AGI.DASK_MODE), events=EventBus(), keep_cluster=False)
+    finally:
+        state.write_text(saved)
+    assert await until_no_processes(cluster_home) == []
