@@ -28,7 +28,7 @@ from .common import MAX_LINE, child_env, take_pieces
 from .result import RunError
 
 __all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable", "stop_kept_cluster",
-           "EXPOSE_SCHEDULER_ENV"]
+           "EXPOSE_SCHEDULER_ENV", "dask_process_env"]
 
 START_TIMEOUT = 60.0
 # The explicit opt-in for a scheduler of ours listening beyond loopback (set to 1).
@@ -44,6 +44,14 @@ def scheduler_reachable(address: str, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def dask_process_env(cython_path: str | None) -> dict[str, str]:
+    """The environment of a cluster's scheduler and workers (a worker started again gets the same)."""
+    env = child_env([cython_path] if cython_path else None)
+    env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
+    env["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
+    return env
 
 
 def _route_address(host: str) -> str:
@@ -260,9 +268,7 @@ class WorkerCluster:
         sched_file = self.dir / "scheduler.json"
         sched_file.unlink(missing_ok=True)
         host, port = self._listen
-        env = child_env([str(self.cython_path)] if self.cython_path else None)
-        env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
-        env["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
+        env = dask_process_env(str(self.cython_path) if self.cython_path else None)
         popen_kw: dict[str, Any] = {"env": env, "cwd": str(self.dir), "stdin": subprocess.DEVNULL,
                                     "pass_fds": () if self._dir_fd is None else (self._dir_fd,)}
         if self.persistent:

@@ -16,8 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..execute.cluster import WorkerCluster
-from ..execute.common import child_env
+from ..execute.cluster import WorkerCluster, dask_process_env
 from .queue import ServicePaths
 
 __all__ = ["ServiceCluster", "respawn_worker", "owned_processes", "end_processes"]
@@ -48,19 +47,12 @@ class ServiceCluster(WorkerCluster):
         self.procs = {}
 
 
-def _worker_env(cython_path: str | None) -> dict[str, str]:
-    env = child_env([cython_path] if cython_path else None)
-    env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
-    env["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"
-    return env
-
-
 def respawn_worker(command: list[str], cluster_dir: str, name: str, cython_path: str | None) -> int:
     """Start a slot's Dask worker again with its recorded command, in its own session; returns its pid."""
     log = Path(cluster_dir) / f"{name}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=_worker_env(cython_path), cwd=cluster_dir, start_new_session=True)
+                                env=dask_process_env(cython_path), cwd=cluster_dir, start_new_session=True)
     return proc.pid
 
 
