@@ -136,13 +136,17 @@ class _LazySection:
             self.page._wire(self.spec.key, self.section)
         return self.section
 
-    def drop(self) -> None:
-        """Close the section (it stops following the state) and show the collapsed placeholder again."""
+    def drop(self, reopen: bool = False) -> None:
+        """Close the section (it stops following the state) and show the collapsed placeholder again;
+        with ``reopen``, the closed section stays shown until :meth:`build` replaces it (each change of a
+        slot costs a pass over the whole page)."""
         old, self.section = self.section, None
         if old is not None and hasattr(old, "close"):
             old.close()
-        self.placeholder.collapsed = True
-        self.slot[:] = [self.placeholder]
+        if not reopen:
+            self.placeholder.collapsed = True
+            if self.slot.objects != [self.placeholder]:  # a section never opened left nothing to swap
+                self.slot[:] = [self.placeholder]
 
     @property
     def built(self) -> bool:
@@ -245,8 +249,8 @@ class OrchestratePage(pn.viewable.Viewer):
         """Before the state loads another app: close every section, so none follows the state any more."""
         self._reopen |= {key for key, slot in self.slots.items()  # |=: a refused app switches back inside
                          if slot.spec.eager or not self.lazy or (slot.built and self._is_open(slot))}
-        for slot in self.slots.values():
-            slot.drop()
+        for key, slot in self.slots.items():
+            slot.drop(reopen=key in self._reopen)
 
     def _app_loaded(self, *_events: Any) -> None:
         """The new app is loaded: build again the sections that were open, each showing its own state."""

@@ -184,3 +184,16 @@ def test_the_design_draws_the_cards_chevron() -> None:
 
     sheets = OfflineFast.modifiers[pn.Card]["stylesheets"]
     assert CARD_CSS in sheets and ".card-button svg" in CARD_CSS and "stroke: currentColor" in CARD_CSS
+
+
+def test_an_app_switch_changes_each_open_slot_once(page: OrchestratePage) -> None:
+    run = page.section("run")  # built and open
+    shown = []
+    for key in ("run", "settings", "notebook"):
+        page.slots[key].slot.param.watch(lambda event, k=key: shown.append((k, list(event.new))), "objects")
+    page.app_select.value = "flight_telemetry"
+    new = page.slots["run"].section
+    assert new is not run and [objs for k, objs in shown if k == "run"] == [[new._layout]]  # no placeholder between
+    assert [k for k, _ in shown].count("settings") == 1
+    assert not [k for k, _ in shown if k == "notebook"]  # never opened: its placeholder stays as it was
+    assert page.slots["notebook"].slot.objects == [page.slots["notebook"].placeholder]
