@@ -45,7 +45,7 @@ async def until_no_processes(sim: SimHosts) -> list[str]:
 
 
 async def test_cold_then_warm_install_on_two_hosts(ssh_env: SimHosts) -> None:
-    result, bus = await install(ssh_env)
+    result, bus = await install(ssh_env, force=True)  # every step, whatever other tests installed before
     assert result.ok, result.errors
     for host in ssh_env.hosts:
         done = result.hosts[host.address]
