@@ -56,6 +56,10 @@ def test_controls_are_named_and_look_like_what_they_do(page: object, served: Ser
     # the hint of a collapsed card stays in its header once the section is open
     assert page.get_by_role("button", name=re.compile(r"^Distribute no work plan yet")).is_visible()  # type: ignore[attr-defined]
     assert _unnamed_controls(page) == []
+    # named and shown: a field hidden with its unnamed parts would also leave no unnamed control
+    for label in ("Verbosity level", "Aircraft (files)", "Rows per file"):
+        box = page.get_by_label(label, exact=True).first.bounding_box()  # type: ignore[attr-defined]
+        assert box is not None and box["width"] > 40 and box["height"] > 10, label
 
     # a switch's label toggles it, as a checkbox label would
     switch = page.get_by_role("switch", name="Benchmark all modes")  # type: ignore[attr-defined]
