@@ -50,6 +50,22 @@ async def until(check, what: str, within: float = 120.0):  # noqa: ANN001, ANN20
     return value
 
 
+async def submit_and_kill_a_busy_worker(env: AgiEnv, heartbeat_timeout: float,
+                                        seconds: float) -> tuple[q.ServicePaths, str, dict]:
+    """Start the service, submit two tasks of ``seconds`` each and SIGKILL the worker process of a loop while it
+    processes one; returns the queue's paths, the submission and that loop's heartbeat, once the worker is gone."""
+    paths = q.ServicePaths.of(env.share, env.app)
+    await AGI.serve(env, "start", workers=WORKERS, heartbeat_timeout=heartbeat_timeout)
+    submission = await AGI.submit(env, partitions=2, seconds=seconds)
+    beat = await until(lambda: next((b for b in read_heartbeats(paths.heartbeats).values()
+                                     if b["state"] == "processing" and b["task"]), None), "a task processing")
+    pid = beat["pid"]
+    os.kill(pid, signal.SIGKILL)
+    await until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+                "the worker gone")
+    return paths, submission, beat
+
+
 async def _service(env: AgiEnv) -> AsyncIterator[AgiEnv]:
     paths = q.ServicePaths.of(env.share, env.app)
     assert read_state(paths) is None, "a service of an earlier test is still running"
@@ -129,16 +145,8 @@ async def test_start_submit_status_start_again_and_stop_leave_nothing(minimal: A
 
 async def test_a_worker_killed_while_it_processes_a_task_is_reported_restarted_and_its_task_rerun(faulty: AgiEnv) -> None:
     env = faulty
-    paths = q.ServicePaths.of(env.share, env.app)
-    await AGI.serve(env, "start", workers=WORKERS, heartbeat_timeout=60)
-    submission = await AGI.submit(env, partitions=2, seconds=3.0)
-    beat = await until(lambda: next((b for b in read_heartbeats(paths.heartbeats).values()
-                                     if b["state"] == "processing" and b["task"]), None), "a task processing")
-    victim, task = beat["worker"], beat["task"]
-    killed_pid = beat["pid"]
-    os.kill(killed_pid, signal.SIGKILL)
-    await until(lambda: not psutil.pid_exists(killed_pid) or psutil.Process(killed_pid).status() == psutil.STATUS_ZOMBIE,
-                "the worker gone")
+    paths, submission, beat = await submit_and_kill_a_busy_worker(env, heartbeat_timeout=60, seconds=3.0)
+    victim, task, killed_pid = beat["worker"], beat["task"], beat["pid"]
 
     status = await AGI.serve(env, "status")
     health = status["health"]
@@ -187,12 +195,7 @@ async def test_stop_while_tasks_run_is_bounded_ends_every_process_and_requeues_t
 
 async def test_waiting_on_a_submission_restarts_a_loop_that_died_meanwhile(faulty: AgiEnv) -> None:
     env = faulty
-    paths = q.ServicePaths.of(env.share, env.app)
-    await AGI.serve(env, "start", workers=WORKERS, heartbeat_timeout=2)
-    submission = await AGI.submit(env, partitions=2, seconds=1.0)
-    beat = await until(lambda: next((b for b in read_heartbeats(paths.heartbeats).values()
-                                     if b["state"] == "processing" and b["task"]), None), "a task processing")
-    os.kill(beat["pid"], signal.SIGKILL)
+    paths, submission, beat = await submit_and_kill_a_busy_worker(env, heartbeat_timeout=2, seconds=1.0)
     record = await AGI.wait_submission(env, submission, timeout=120)  # no status called here: the wait does it
     assert record["status"] == "done"
     (restart,) = read_state(paths).restarts
