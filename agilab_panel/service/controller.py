@@ -442,6 +442,7 @@ async def _status(env: AgiEnv, config: ServiceSettings, paths: q.ServicePaths, *
                 except Exception as exc:
                     errors[row["worker"]] = f"{type(exc).__name__}: {exc}".split("\n")[0]
         write_state(paths, state)  # restarts, and the futures' states the cheap views show
+        closed = await _finish_orphans(client, state, paths)
     finally:
         await _close(client)
     unhealthy = [r["worker"] for r in rows if not r["healthy"]]
@@ -454,8 +455,29 @@ async def _status(env: AgiEnv, config: ServiceSettings, paths: q.ServicePaths, *
                    + (f"; restarted {', '.join(restarted)}" if restarted else ""))
     else:
         status, message = "running", f"{len(rows)} loop(s) healthy"
+    if closed:
+        message += "; closed " + ", ".join(f"submission {sub} ({how})" for sub, how in closed.items())
     return _Outcome(status, message, rows=rows, restarted=restarted,
-                    details={"cleanup": cleanup, "restart_errors": errors}, state=state)
+                    details={"cleanup": cleanup, "restart_errors": errors, "closed_submissions": closed}, state=state)
+
+
+async def _finish_orphans(client: Any, state: ServiceState, paths: q.ServicePaths) -> dict[str, str]:
+    """Submissions whose tasks all ended but whose finisher died before closing them: closed by a worker
+    (the reduce needs the app's worker), outside its loop's thread; {submission: final status}."""
+    if not q.unfinished_submissions(paths):
+        return {}
+    connected = set((await _identity(client)).values())
+    address = next((s.address for s in state.slots.values() if s.address in connected), None)
+    if address is None:
+        return {}
+    from .loop import finish_orphans_async
+
+    live = {slot: s.incarnation for slot, s in state.slots.items()}
+    try:
+        done = await client.run(finish_orphans_async, str(paths.root), live, workers=[address])
+    except Exception:  # the worker went meanwhile: the next status closes them
+        return {}
+    return dict(done.get(address, {}))
 
 
 async def _restart(client: Any, state: ServiceState, paths: q.ServicePaths, config: ServiceSettings,

@@ -16,6 +16,7 @@ of the engine's).
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import json
@@ -42,12 +43,12 @@ from .queue import (
     output_dir,
     parse_running,
     publish,
-    read_submission,
     save_results,
     submission_of,
+    unfinished_submissions,
 )
 
-__all__ = ["Wakeup", "ServiceLoop", "serve"]
+__all__ = ["Wakeup", "ServiceLoop", "serve", "reduce_submission", "finish_orphans", "finish_orphans_async"]
 
 _IN_CLOSE_WRITE = 0x00000008
 _IN_MOVED_TO = 0x00000080
@@ -118,7 +119,6 @@ class ServiceLoop:
         self._beat = threading.Event()
         self._stopping = threading.Event()
         self._app_workers: OrderedDict[str, Any] = OrderedDict()
-        self._held: dict[str, list[tuple[str, Any, float]]] = {}  # results of the task this loop reduces with
 
     # -- heartbeats --------------------------------------------------------------------------------
     def _write_beat(self, **extra: Any) -> None:
@@ -190,10 +190,7 @@ class ServiceLoop:
         ran = {"worker": self.worker, "pid": os.getpid(), "incarnation": self.incarnation, "started": started}
         try:
             results = self._run(job, partitions)
-            if self._last_of_submission(name):  # this loop reduces: its own results need no file
-                self._held = {name: results}
-            else:
-                save_results(self.paths, name, results)
+            save_results(self.paths, name, results)  # before done/: whoever reduces finds every result on disk
             finished = time.time()
             publish(self.paths, path, "done", {**record, **ran, "finished": finished, "seconds": finished - started,
                                                "partitions": [label for label, _, _ in results]})
@@ -202,17 +199,8 @@ class ServiceLoop:
         finally:
             self.state, self.task = "running", None
             self.tasks_done += 1
-        try:
-            finish_submission(self.paths, submission_of(name), reduce=self._reduce)
-        finally:
-            self._held = {}
-
-    def _last_of_submission(self, name: str) -> bool:
-        """Every other task of this task's submission is done or failed already."""
-        record = read_submission(self.paths, submission_of(name))
-        others = [t for t in (record or {}).get("tasks", [name]) if t != name]
-        return record is not None and all((self.paths.done / f"{t}.json").exists() or
-                                          (self.paths.failed / f"{t}.json").exists() for t in others)
+        finish_submission(self.paths, submission_of(name), reduce=self._reduce,
+                          owner={"worker": self.worker, "incarnation": self.incarnation, "pid": os.getpid()})
 
     def _app_worker(self, job: Job) -> Any:
         key = json.dumps([job.worker_ref, job.mode, job.args, job.data_in, job.data_out, job.cython_path],
@@ -243,16 +231,48 @@ class ServiceLoop:
         return [one(p) for p in partitions]
 
     def _reduce(self, submission: dict[str, Any]) -> dict[str, Any]:
-        """``work_done`` over every partition of the submission in plan order, then the output file, in the
-        submission's own folder under data_out (what ``work_done`` writes beside it goes there too)."""
-        folder = output_dir(submission["job"]["data_out"], submission["id"])
-        job = Job(**{**submission["job"], "data_out": str(folder)})
-        info = reduce_results(job, *load_results(self.paths, submission["tasks"], self._held))
-        if info.get("output"):
-            atomic_write_text(self.paths.last_output, json.dumps(
-                {"output": info["output"], "mode": job.mode, "time": time.time(), "submission": submission["id"]}),
-                durable=False)
-        return {**info, "output_dir": str(folder)}
+        return reduce_submission(self.paths, submission)
+
+
+def reduce_submission(paths: ServicePaths, submission: dict[str, Any]) -> dict[str, Any]:
+    """``work_done`` over every partition of the submission in plan order, then the output file, in the
+    submission's own folder under data_out (what ``work_done`` writes beside it goes there too)."""
+    folder = output_dir(submission["job"]["data_out"], submission["id"])
+    job = Job(**{**submission["job"], "data_out": str(folder)})
+    info = reduce_results(job, *load_results(paths, submission["tasks"]))
+    if info.get("output"):
+        atomic_write_text(paths.last_output, json.dumps(
+            {"output": info["output"], "mode": job.mode, "time": time.time(), "submission": submission["id"]}),
+            durable=False)
+    return {**info, "output_dir": str(folder)}
+
+
+def finish_orphans(root: str, live: dict[str, int]) -> dict[str, str]:
+    """Close the submissions whose every task ended but whose finisher died before closing them.
+
+    Runs in a worker process (the reduce needs the app's worker), asked by ``status`` under the
+    service's lock. ``live`` maps each slot to the incarnation of its loop now: a finish marker held
+    by any other (a loop since restarted, an earlier status) is stale and taken over, so the reduce
+    still runs once. Returns {submission: its final status}.
+    """
+    paths = ServicePaths(Path(root))
+
+    def stale(owner: dict[str, Any]) -> bool:
+        worker = owner.get("worker")
+        return not (worker in live and owner.get("incarnation") == live[worker])
+
+    closed = {}
+    for submission in unfinished_submissions(paths):
+        record = finish_submission(paths, submission, reduce=lambda r: reduce_submission(paths, r),
+                                   owner={"worker": "status", "pid": os.getpid()}, stale=stale)
+        if record is not None:
+            closed[submission] = str(record["status"])
+    return closed
+
+
+async def finish_orphans_async(root: str, live: dict[str, int]) -> dict[str, str]:
+    """:func:`finish_orphans` off the worker's event loop (``Client.run`` awaits it there)."""
+    return await asyncio.to_thread(finish_orphans, root, live)
 
 
 def _task_job(record: Any, name: str, worker: str) -> tuple[Job, list[dict[str, Any]]]:

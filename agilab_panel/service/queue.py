@@ -57,6 +57,7 @@ __all__ = [
     "read_submission",
     "check_submission_id",
     "finish_submission",
+    "unfinished_submissions",
     "save_results",
     "load_results",
     "output_dir",
@@ -386,13 +387,66 @@ def _first_error(paths: ServicePaths, task: str) -> str:
         return "failed"
 
 
+def unfinished_submissions(paths: ServicePaths) -> list[str]:
+    """Submissions still open although every task of theirs is done or failed (their finisher died)."""
+    found = []
+    for name in sorted(task_files(paths.submissions)):
+        record = read_submission(paths, name.removesuffix(".json"))
+        if record is None or record.get("status") in ("done", "failed"):
+            continue
+        if all((paths.done / f"{t}.json").exists() or (paths.failed / f"{t}.json").exists()
+               for t in record.get("tasks", [])):
+            found.append(str(record.get("id", name.removesuffix(".json"))))
+    return found
+
+
+def _read_owner(marker: Path) -> dict[str, Any]:
+    try:
+        owner = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a folder left by an older engine, or unreadable: nobody's
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _take_marker(marker: Path, owner: Mapping[str, Any],
+                 stale: Callable[[dict[str, Any]], bool] | None) -> bool:
+    """Create the finish marker naming ``owner``, whole (a hard link of a written file: no empty marker).
+
+    A marker that exists is someone else's, unless ``stale(its owner)`` says its finisher is gone:
+    then it is set aside and taken. Only one caller may pass ``stale`` at a time (the service's lock).
+    """
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_name(f".finishing.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(json.dumps({**owner, "time": time.time()}, default=str), encoding="utf-8")
+    try:
+        for _ in range(2):
+            try:
+                os.link(tmp, marker)
+                return True
+            except FileExistsError:
+                if stale is None or not stale(_read_owner(marker)):
+                    return False
+                try:
+                    os.rename(marker, marker.with_name(f".finishing.stale-{secrets.token_hex(4)}"))
+                except FileNotFoundError:
+                    pass
+                except OSError:  # an old marker folder that is not empty: cannot be set aside
+                    return False
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def finish_submission(paths: ServicePaths, submission: str,
-                      reduce: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None) -> dict[str, Any] | None:
+                      reduce: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None, *,
+                      owner: Mapping[str, Any] | None = None,
+                      stale: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
     """Once every task of ``submission`` is done or failed, close it exactly once; returns its final record.
 
     All done: ``reduce(record)`` gives the output (what a RUN's reduce gives). Any failed: the record
     says which task and why. Whoever finishes the last task calls this; the first to create the
-    finish marker does the work, the others get None.
+    finish marker (it names ``owner``) does the work, the others get None. A finisher that died
+    holding the marker leaves the submission open: ``status`` takes it over with ``stale``.
     """
     record = read_submission(paths, submission)
     if record is None or record.get("status") in ("done", "failed"):
@@ -402,11 +456,11 @@ def finish_submission(paths: ServicePaths, submission: str,
     done = [t for t in tasks if (paths.done / f"{t}.json").exists()]
     if len(done) + len(failed) < len(tasks):
         return None
-    marker = paths.results / submission / ".finishing"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        marker.mkdir()
-    except FileExistsError:
+    if not _take_marker(paths.results / submission / ".finishing", owner or {"pid": os.getpid()}, stale):
+        return None
+    record = read_submission(paths, submission)  # closed meanwhile by a finisher that held the marker before
+    if record is None or record.get("status") in ("done", "failed"):
+        shutil.rmtree(paths.results / submission, ignore_errors=True)
         return None
     if failed:
         record.update(status="failed", errors={t: _first_error(paths, t) for t in failed})

@@ -145,3 +145,36 @@ def test_the_loop_imports_no_engine_dashboard_or_process_library() -> None:
             "print(bad); sys.exit(bool(bad))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+
+@pytest.mark.parametrize("marker", [False, True], ids=["died-before-the-reduce", "died-during-the-reduce"])
+async def test_a_submission_whose_finisher_died_is_closed_once_from_its_files(agilab_dirs, loop_of, monkeypatch,
+                                                                              marker: bool) -> None:
+    from agilab_panel.service import loop as loop_module
+
+    env = AgiEnv("minimal_app", verbose=0)
+    paths = q.ServicePaths.of(env.share, env.app).ensure()
+    # the files a loop leaves when its process dies after publishing a task, before closing its submission
+    monkeypatch.setattr(loop_module, "finish_submission", lambda *args, **kwargs: None)
+    loop, thread, out = loop_of(paths)
+    manifest = await _submit(env, paths, partitions=3, size=50)
+    until(lambda: q.counts(paths)["done"] == 2, "both tasks done")
+    paths.stop_flag.write_text("stop")
+    thread.join(30)
+    monkeypatch.undo()
+    assert q.read_submission(paths, manifest["id"])["status"] == "submitted"
+    assert q.unfinished_submissions(paths) == [manifest["id"]]
+    if marker:  # it died in the reduce: its finish marker names it
+        (paths.results / manifest["id"] / ".finishing").write_text(json.dumps({"worker": SLOT, "incarnation": 1}))
+        assert loop_module.finish_orphans(str(paths.root), {SLOT: 1}) == {}  # its loop still lives: it closes it
+        assert q.read_submission(paths, manifest["id"])["status"] == "submitted"
+
+    assert loop_module.finish_orphans(str(paths.root), {SLOT: 2}) == {manifest["id"]: "done"}
+    record = q.read_submission(paths, manifest["id"])
+    frame = pd.read_parquet(record["output"])
+    assert frame["sum_squares"].map(int).tolist() == [sum(i * i for i in range(s, s + 50)) for s in (0, 50, 100)]
+    assert AGI.last_output(env) == Path(record["output"])
+    assert not (paths.results / manifest["id"]).exists()
+    assert loop_module.finish_orphans(str(paths.root), {SLOT: 2}) == {}  # closed once
+    assert q.unfinished_submissions(paths) == [] and q.read_submission(paths, manifest["id"]) == record

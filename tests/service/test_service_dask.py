@@ -236,3 +236,22 @@ async def test_a_service_on_a_scheduler_someone_else_started_leaves_its_processe
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+async def test_a_loop_that_dies_in_its_reduce_leaves_the_submission_to_status_which_closes_it(faulty: AgiEnv,
+                                                                                             tmp_path: Path) -> None:
+    env = faulty
+    paths = q.ServicePaths.of(env.share, env.app)
+    await AGI.serve(env, "start", workers=WORKERS, heartbeat_timeout=2)
+    flag = tmp_path / "died-in-reduce"
+    submission = await AGI.submit(env, partitions=2, die_in_reduce=str(flag))
+    record = await AGI.wait_submission(env, submission, timeout=180)  # every task done: the wait's status closes it
+    assert flag.exists(), "the loop that finished the last task did not die in the reduce"
+    assert record["status"] == "done", record.get("errors")
+    assert pd.read_parquet(record["output"])["index"].map(int).tolist() == [0, 1]
+    (restart,) = read_state(paths).restarts  # the dead loop was restarted by the same status
+    assert q.counts(paths) == {"pending": 0, "running": 0, "done": 2, "failed": 0}
+    assert q.unfinished_submissions(paths) == [] and not (paths.results / submission).exists()
+    status = await AGI.serve(env, "status")
+    assert status["closed_submissions"] == {} and q.read_submission(paths, submission) == record  # closed once
+    assert (await AGI.serve(env, "stop"))["not_stopped"] == {}

@@ -12,3 +12,5 @@ class FaultyArgs(param.Parameterized):
     wide = param.Integer(0, bounds=(0, None), doc="Extra columns in each partition's output frame.")
     prepare_files = param.Integer(0, bounds=(0, None), doc="Input files prepare() writes, one at a time.")
     prepare_seconds = param.Number(0.0, bounds=(0, None), doc="Time prepare() takes per input file.")
+    die_in_reduce = param.String("", doc="A file: a reduce that does not find it creates it, then kills its worker "
+                                 "process (the next reduce goes on).")

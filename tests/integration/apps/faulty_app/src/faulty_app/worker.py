@@ -31,3 +31,10 @@ class FaultyWorker(BaseWorker):
         columns = {"index": [index], "pid_free_value": [index * 10], "pid": [os.getpid()]}
         columns.update({f"extra_column_{i:04d}": [i] for i in range(self.args.get("wide", 0))})
         return pd.DataFrame(columns)
+
+    def work_done(self, results: list) -> pd.DataFrame:
+        flag = self.args.get("die_in_reduce")
+        if flag and not os.path.exists(flag):
+            open(flag, "w").close()
+            os._exit(19)
+        return super().work_done(results)
