@@ -28,7 +28,7 @@ import tomllib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from importlib import metadata
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -112,7 +112,25 @@ def project_root() -> Path:
 
 
 def _engine_versions(names: Iterable[str]) -> dict[str, str]:
-    """Versions the engine runs of ``names`` and of everything they depend on (canonical names)."""
+    """Versions the engine runs of ``names`` and of everything they depend on (canonical names).
+
+    Reading every package's metadata takes a good part of a second and pages ask often; the answer
+    changes only when a package is installed or removed, which touches the site-packages folders.
+    """
+    return dict(_versions_of(tuple(sorted(set(names))), _site_packages_stamp()))
+
+
+def _site_packages_stamp() -> tuple[int, ...]:
+    stamps = []
+    for folder in sys.path:
+        with contextlib.suppress(OSError):
+            if folder.endswith("-packages"):
+                stamps.append(os.stat(folder).st_mtime_ns)
+    return tuple(stamps)
+
+
+@lru_cache(maxsize=8)
+def _versions_of(names: tuple[str, ...], _stamp: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
     versions: dict[str, str] = {}
     todo = list(names)
     while todo:
@@ -128,7 +146,7 @@ def _engine_versions(names: Iterable[str]) -> dict[str, str]:
             req = Requirement(text)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
-    return versions
+    return tuple(versions.items())
 
 
 def runtime_requirements(modes_enabled: int) -> tuple[list[str], list[str]]:

@@ -3,6 +3,7 @@ gives, streaming of step output, and hosts that cannot be installed yet."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
@@ -213,3 +214,24 @@ def test_result_to_dict() -> None:
     data = json.loads(json.dumps(result.to_dict()))
     assert data["ok"] is False and data["hosts"]["localhost"]["steps"][1]["detail"] == "boom"
     assert result.errors == ["step 'app' failed"] and host.step("app").ok is False
+
+
+def _dist(site: Path, version: str) -> None:
+    for old in site.glob("fakepkg-*.dist-info"):
+        shutil.rmtree(old)
+    info = site / f"fakepkg-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fakepkg\nVersion: {version}\n")
+
+
+def test_the_engine_s_versions_are_read_again_once_a_package_is_installed(tmp_path, monkeypatch) -> None:
+    from agilab_panel.install import _engine_versions
+
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    _dist(site, "1.0")
+    monkeypatch.syspath_prepend(str(site))
+    assert _engine_versions(["fakepkg"]) == {"fakepkg": "1.0"}
+    _dist(site, "2.0")  # what an install does: the folder changes
+    os.utime(site, ns=(0, site.stat().st_mtime_ns + 1_000_000))  # a clock too coarse to see it must not matter
+    assert _engine_versions(["fakepkg"]) == {"fakepkg": "2.0"}
