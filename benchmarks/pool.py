@@ -6,6 +6,8 @@ the pool's start (processes forked, the job sent), the partitions, the results b
 reduced, the output written; and the CPU seconds of the run and of its pool processes. On a shared
 machine wall times follow the load, CPU seconds much less: a pool that costs no more CPU than mode 0
 has no overhead to cut, and its speedup is the free cores. Goal: pool CPU within 10% of mode 0's.
+The same work on a warm 2-worker Dask cluster (``AGI.run``) is measured the same way: its workers' and
+this process's CPU seconds; goal: the pool costs no more CPU than Dask.
 
     python benchmarks/pool.py [--repeat 3] [--aircraft 16] [--rows 100000]
 """
@@ -73,6 +75,32 @@ def one_run(job: object, spent: dict[str, float]) -> dict[str, float]:
             "pool cpu": _cpu(resource.RUSAGE_CHILDREN) - children, **spent}
 
 
+async def dask_runs(env: AgiEnv, params: dict, repeat: int) -> list[dict[str, float]]:
+    """Wall and CPU seconds (workers and this process) of runs on a warm Dask cluster."""
+    import psutil
+
+    from agilab_panel import RunRequest
+    from agilab_panel.execute.cluster import cluster_pool
+    from agilab_panel.install import worker_python
+
+    request = RunRequest(params=params, workers=WORKERS, mode=AGI.DASK_MODE, verbose=0)
+    try:
+        await AGI.run(env, request, events=EventBus())  # untimed: starts and warms the cluster
+        cluster, how = await cluster_pool.acquire(env, worker_python(env), WORKERS, scheduler=None, cython_path=None,
+                                                  bus=EventBus())
+        assert how == "reused", how  # the cluster the runs use
+        workers = [psutil.Process(p.pid) for name, p in cluster.procs.items() if name != "scheduler"]
+        runs = []
+        for _ in range(repeat):
+            before, own = [sum(w.cpu_times()[:2]) for w in workers], _cpu(resource.RUSAGE_SELF)
+            result = await AGI.run(env, request, events=EventBus())
+            runs.append({"wall": result.seconds, "cpu": _cpu(resource.RUSAGE_SELF) - own,
+                         "workers cpu": sum(sum(w.cpu_times()[:2]) for w in workers) - sum(before)})
+        return runs
+    finally:
+        await AGI.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -106,6 +134,13 @@ def main() -> None:
     wall1 = statistics.median(r["wall"] for r in rows[AGI.POOL_MODE])
     claim(f"{APP} CSV, pool (2 processes) CPU seconds vs mode 0 (wall x{wall0 / wall1:.2f} at {load()})",
           f"{pool:.2f} s vs {base:.2f} s, {100 * (pool / base - 1):+.0f}%", "<= +10%", pool <= 1.1 * base)
+    dask = asyncio.run(dask_runs(env, params, ns.repeat))
+    dask_cpu = statistics.median(r["cpu"] + r["workers cpu"] for r in dask)
+    dask_wall = statistics.median(r["wall"] for r in dask)
+    print(f"  4: dask  wall {dask_wall:6.2f} s  cpu {statistics.median(r['cpu'] for r in dask):6.2f} s  workers cpu "
+          f"{statistics.median(r['workers cpu'] for r in dask):6.2f} s  [{load()}]")
+    claim(f"{APP} CSV, pool (2 processes) CPU seconds vs Dask 2 workers, warm (wall {wall1:.1f} s vs {dask_wall:.1f} s)",
+          f"{pool:.2f} s vs {dask_cpu:.2f} s ({load()})", "<= Dask", pool <= dask_cpu)
     print_claims()
 
 
