@@ -205,7 +205,8 @@ class WorkerCluster:
         from ..remote.errors import RemoteHostError
 
         try:
-            await self._remote.start(self.address, self._tls_pem(), {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+            settings = {k: v for k, v in dask_process_env(None).items() if k.startswith("DASK_DISTRIBUTED__")}
+            await self._remote.start(self.address, self._tls_pem(), settings)
         except RemoteHostError as exc:
             raise RunError(str(exc), worker=f"{exc.host}-0") from None
 

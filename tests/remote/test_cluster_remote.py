@@ -51,6 +51,9 @@ async def test_run_across_two_hosts_equals_mode_0_and_leaves_nothing(cluster_hom
     workers = {h.address: 1 for h in cluster_home.hosts}
     local = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=0), events=EventBus())
     expected = frame(local.output)
+    pooled = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=AGI.DASK_MODE | AGI.POOL_MODE),
+                           events=EventBus())  # the pool path inside remote workers: they may start processes
+    pd.testing.assert_frame_equal(frame(pooled.output), expected)
     bus = EventBus()
     remote = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=AGI.DASK_MODE), events=bus,
                            keep_cluster=False)
