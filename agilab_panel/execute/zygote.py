@@ -135,7 +135,13 @@ class Zygote:
         atomic_write_text(self.kept, json.dumps({"pid": self.proc.pid, "address": address, "key": self.key(),
                                                  "snapshot": _digest(self.snapshot), "idle_timeout": idle,
                                                  "log": str(self.log), "created": time.time()}, indent=2))
-        await self.connect(address)
+        try:
+            await self.connect(address)
+        except BaseException:  # it never served: it must not wait for its idle timeout
+            self.proc.kill()
+            await asyncio.to_thread(self.proc.wait)
+            self.kept.unlink(missing_ok=True)
+            raise
 
     async def connect(self, address: str) -> None:
         """Become one of the engines a kept runner serves."""
