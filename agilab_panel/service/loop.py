@@ -119,6 +119,7 @@ class ServiceLoop:
         self._beat = threading.Event()
         self._stopping = threading.Event()
         self._app_workers: OrderedDict[str, Any] = OrderedDict()
+        self._held: dict[str, list[tuple[str, Any, float]]] = {}  # the results of the task just run (saved too)
 
     # -- heartbeats --------------------------------------------------------------------------------
     def _write_beat(self, **extra: Any) -> None:
@@ -191,6 +192,7 @@ class ServiceLoop:
         try:
             results = self._run(job, partitions)
             save_results(self.paths, name, results)  # before done/: whoever reduces finds every result on disk
+            self._held = {name: results}  # ... and this loop, if it reduces, need not read its own back
             finished = time.time()
             publish(self.paths, path, "done", {**record, **ran, "finished": finished, "seconds": finished - started,
                                                "partitions": [label for label, _, _ in results]})
@@ -199,8 +201,11 @@ class ServiceLoop:
         finally:
             self.state, self.task = "running", None
             self.tasks_done += 1
-        finish_submission(self.paths, submission_of(name), reduce=self._reduce,
-                          owner={"worker": self.worker, "incarnation": self.incarnation, "pid": os.getpid()})
+        try:
+            finish_submission(self.paths, submission_of(name), reduce=self._reduce,
+                              owner={"worker": self.worker, "incarnation": self.incarnation, "pid": os.getpid()})
+        finally:
+            self._held = {}
 
     def _app_worker(self, job: Job) -> Any:
         key = json.dumps([job.worker_ref, job.mode, job.args, job.data_in, job.data_out, job.cython_path],
@@ -231,15 +236,16 @@ class ServiceLoop:
         return [one(p) for p in partitions]
 
     def _reduce(self, submission: dict[str, Any]) -> dict[str, Any]:
-        return reduce_submission(self.paths, submission)
+        return reduce_submission(self.paths, submission, self._held)
 
 
-def reduce_submission(paths: ServicePaths, submission: dict[str, Any]) -> dict[str, Any]:
+def reduce_submission(paths: ServicePaths, submission: dict[str, Any],
+                      held: dict[str, list[tuple[str, Any, float]]] | None = None) -> dict[str, Any]:
     """``work_done`` over every partition of the submission in plan order, then the output file, in the
     submission's own folder under data_out (what ``work_done`` writes beside it goes there too)."""
     folder = output_dir(submission["job"]["data_out"], submission["id"])
     job = Job(**{**submission["job"], "data_out": str(folder)})
-    info = reduce_results(job, *load_results(paths, submission["tasks"]))
+    info = reduce_results(job, *load_results(paths, submission["tasks"], held))
     if info.get("output"):
         atomic_write_text(paths.last_output, json.dumps(
             {"output": info["output"], "mode": job.mode, "time": time.time(), "submission": submission["id"]}),

@@ -19,6 +19,7 @@ died goes back to pending (its attempts counted) or, once its retries are spent,
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -367,7 +368,8 @@ def read_submission(paths: ServicePaths, submission: str) -> dict[str, Any] | No
 
 def save_results(paths: ServicePaths, task: str, results: list[tuple[str, Any, float]]) -> Path:
     path = paths.results / submission_of(task) / f"{task}.pkl"
-    with atomic_path(path, durable=False) as tmp:  # read back once by the reduce, then deleted
+    # read back once by the reduce, then deleted with the folder (so is a killed writer's temp: no sweep)
+    with atomic_path(path, durable=False, sweep=False) as tmp:
         tmp.write_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
     return path
 
@@ -473,5 +475,18 @@ def finish_submission(paths: ServicePaths, submission: str,
             record.update(status="failed", errors={"reduce": f"{type(exc).__name__}: {exc}"})
     record["finished"] = time.time()
     write_submission(paths, record, durable=False)  # the outcome; the output file itself is written durably
-    shutil.rmtree(paths.results / submission, ignore_errors=True)
+    _drop_results(paths.results / submission, tasks)
     return record
+
+
+def _drop_results(folder: Path, tasks: Sequence[str]) -> None:
+    """A closed submission's results folder: the files it is known to hold, else (a temp left) all of it."""
+    for name in (*(f"{t}.pkl" for t in tasks), ".finishing"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / name)
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)

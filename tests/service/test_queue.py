@@ -190,3 +190,15 @@ def test_cleanup_sweeps_the_temps_killed_writers_left_in_the_queue(paths: q.Serv
     assert all(tmp.exists() for tmp in left)
     q.cleanup(paths, {name: q.Retention(0, 0) for name in ("done", "failed", "heartbeats")})
     assert not any(tmp.exists() for tmp in left) and q.task_files(paths.pending) == ["s.00000.json"]
+
+
+def test_a_closed_submission_takes_its_results_folder_with_what_a_killed_writer_left(paths: q.ServicePaths) -> None:
+    q.write_submission(paths, {"id": "s", "status": "submitted", "tasks": ["s.00000", "s.00001"]})
+    for task in ("s.00000", "s.00001"):
+        q.save_results(paths, task, [(task, 1, 0.0)])
+        (paths.done / f"{task}.json").write_text("{}")
+    (paths.results / "s" / ".s.00001.pkl.agtmp-host-1.x.tmp").write_bytes(b"half")  # a writer killed mid-write
+    record = q.finish_submission(paths, "s", lambda r: {"rows": sum(v for p in q.load_results(paths, r["tasks"])
+                                                                       for _, v, _ in p)})
+    assert record["status"] == "done" and record["rows"] == 2
+    assert not (paths.results / "s").exists() and paths.results.exists()
