@@ -18,6 +18,7 @@ from agilab_panel.service.health import build_payload
 from agilab_panel.service.state import read_state
 from agilab_panel.service.queue import ServicePaths
 
+from .folders import empty_service_folder
 from .test_service_dask import FAULTY_APPS, service_processes
 
 WORKERS = json.dumps({"127.0.0.1": 2})
@@ -167,7 +168,7 @@ def test_submit_wait_exits_non_zero_when_a_task_fails(installed, use_home) -> No
     dirs = installed("faulty_app", modes_enabled=4 | 1, apps_path=FAULTY_APPS)
     use_home(dirs)
     paths = ServicePaths.of(dirs["AGI_CLUSTER_SHARE"], "faulty_app")
-    assert read_state(paths) is None
+    empty_service_folder(dirs["AGI_CLUSTER_SHARE"], "faulty_app")  # long tasks of other tests would go first
     app = ["--app", "faulty_app", "--apps-path", str(FAULTY_APPS), "--verbose", "0"]
     try:
         assert _cli(dirs, "service", "start", *app, "--workers", WORKERS).returncode == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from service.folders import empty_service_folder
 from .conftest import ROOT, Served, assert_clean, chromium_or_skip, open_page, serve_dashboard
 from .test_affordances import _unnamed_controls
 
@@ -44,6 +45,7 @@ def _cluster_processes(cluster_dir: str) -> list[int]:
 
 def test_start_submit_watch_the_table_fill_and_stop(browser, served: Served, installed, shot) -> None:  # noqa: ANN001
     share = Path(installed(APP)["AGI_CLUSTER_SHARE"]) / "service" / APP
+    empty_service_folder(share.parent.parent, APP)
     log_start = served.log_size()
     page = open_page(browser, served, f"?app={APP}")
     try:
@@ -91,6 +93,7 @@ def test_the_standalone_monitor_follows_a_service_started_and_stopped_elsewhere(
     import urllib.request
 
     dirs = {k: str(v) for k, v in installed(APP).items()}
+    empty_service_folder(Path(dirs["AGI_CLUSTER_SHARE"]), APP)
     env = {**{k: v for k, v in os.environ.items() if k != "AGILAB_APPS_PATH"}, **dirs, "PYTHONUNBUFFERED": "1"}
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

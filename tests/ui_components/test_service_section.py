@@ -19,6 +19,7 @@ from agilab_panel.ui.service_section import ServiceSection
 from agilab_panel.ui.state import OrchestrateState
 
 from service.test_service_dask import service_processes, until  # tests/ is on the path (rootdir conftest)
+from service.folders import empty_service_folder
 from .conftest import visible_text
 from .test_affordances import _unnamed
 
@@ -105,7 +106,7 @@ async def service_state(installed, use_home) -> AsyncIterator[OrchestrateState]:
     use_home(installed("minimal_app"))
     state = OrchestrateState("minimal_app")
     paths = q.ServicePaths.of(state.env.share, state.env.app)
-    assert read_state(paths) is None, "a service of an earlier test is still running"
+    empty_service_folder(state.env.share, state.env.app)
     yield state
     running = read_state(paths)
     if running is not None:
