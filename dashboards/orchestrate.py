@@ -8,10 +8,11 @@ import os
 
 import panel as pn
 
+from agilab_panel.apps import apps_paths_from_environment
 from agilab_panel.ui.page import load_extensions
 from agilab_panel.ui.serve import session_page
 
 load_extensions()
-apps_path = [p for p in os.environ.get("AGILAB_APPS_PATH", "").split(os.pathsep) if p]
+apps_path = [os.fspath(p) for p in apps_paths_from_environment()]
 app = (pn.state.session_args.get("app", [b""])[0].decode() or None) if pn.state.session_args else None
 session_page(app=app, apps_path=apps_path).servable()

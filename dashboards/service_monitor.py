@@ -14,6 +14,7 @@ import sys
 
 import panel as pn
 
+from agilab_panel.apps import apps_paths_from_environment
 from agilab_panel.ui.page import load_extensions
 from agilab_panel.ui.service_monitor import service_dashboard
 
@@ -23,6 +24,6 @@ parser.add_argument("--apps-path", action="append", default=[], help="an extra f
 options, _unknown = parser.parse_known_args(sys.argv[1:])
 
 load_extensions()
-apps_path = options.apps_path or [p for p in os.environ.get("AGILAB_APPS_PATH", "").split(os.pathsep) if p]
+apps_path = options.apps_path or [os.fspath(p) for p in apps_paths_from_environment()]
 app = (pn.state.session_args.get("app", [b""])[0].decode() or None) if pn.state.session_args else None
 service_dashboard(app or options.app, apps_path).servable(title="AGILAB · Service monitor")

@@ -21,6 +21,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, Rule
 from tornado.web import Application, ErrorHandler
 
+from ..apps import apps_paths_from_environment
 from ..hosts import is_local_host, is_loopback, is_wildcard, own_addresses, validate_host
 from ..passwords import PASSWORD_ENV, hash_password, is_password_hash, load_password_hash
 from .runners import RUNNERS
@@ -42,7 +43,7 @@ def free_port(address: str = "127.0.0.1") -> int:
 
 def _apps_path(apps_path: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
     if apps_path is None:
-        return [p for p in os.environ.get("AGILAB_APPS_PATH", "").split(os.pathsep) if p]
+        return [os.fspath(p) for p in apps_paths_from_environment()]
     if isinstance(apps_path, (str, os.PathLike)):
         return [os.fspath(apps_path)]
     return [os.fspath(p) for p in apps_path]
