@@ -66,6 +66,7 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
             if future.status == "error":
                 exc = await future.exception()
                 label, slot = _blame(future, job, statuses, running)
+                label = getattr(exc, "agi_partition", None) or label  # a pooled task names its failed partition
                 if type(exc).__name__ == "KilledWorker" and slot in running:
                     label = running[slot]  # every task queued on a dead worker errs; blame the one running
                 if label and label in statuses:

@@ -6,8 +6,9 @@ every result in plan order.
 """
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from .job import Job, make_worker, write_output
@@ -16,6 +17,10 @@ __all__ = ["PROGRESS_TOPIC", "run_partition", "run_partitions_pooled", "reduce_r
 
 PROGRESS_TOPIC = "agilab-progress"
 _workers: dict[tuple[str, str], Any] = {}
+
+
+class PartitionSkipped(RuntimeError):
+    """A pooled partition not started because another partition of its task had failed."""
 
 
 def _dask_worker() -> Any:
@@ -59,18 +64,32 @@ def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]])
     """Cluster + pool: the worker maps its partitions over a thread pool (Dask workers are daemons)."""
     worker = _app_worker(job, slot)
     dask_worker = _dask_worker()
+    failed = threading.Event()
 
     def one(partition: dict[str, Any]) -> tuple[str, Any, float]:
+        if failed.is_set():  # a pool thread takes the next partition before the failure reaches shutdown()
+            raise PartitionSkipped(partition["label"])
         _log({"label": partition["label"], "slot": slot, "state": "started", "time": time.time()}, dask_worker)
         start = time.perf_counter()
-        result = worker.work_pool(partition["payload"])
+        try:
+            result = worker.work_pool(partition["payload"])
+        except BaseException as exc:
+            failed.set()
+            exc.agi_partition = partition["label"]  # type: ignore[attr-defined]  # pickled with the exception
+            raise
         seconds = time.perf_counter() - start
         _log({"label": partition["label"], "slot": slot, "state": "done", "seconds": seconds, "time": time.time()}, dask_worker)
         return partition["label"], result, seconds
 
     pool = ThreadPoolExecutor(max_workers=max(1, job.pool_size))
     try:
-        return list(pool.map(one, partitions))
+        futures = [pool.submit(one, partition) for partition in partitions]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        errors = [f.exception() for f in futures if f in done and f.exception() is not None]
+        first = next((e for e in errors if not isinstance(e, PartitionSkipped)), errors[0] if errors else None)
+        if first is not None:  # the failing partition's own error, not one queued behind it
+            raise first
+        return [f.result() for f in futures]
     finally:  # a failed partition fails the task now, not after the partitions queued behind it
         pool.shutdown(wait=False, cancel_futures=True)
 

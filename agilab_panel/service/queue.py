@@ -419,12 +419,17 @@ def _take_marker(marker: Path, owner: Mapping[str, Any],
     """
     marker.parent.mkdir(parents=True, exist_ok=True)
     tmp = marker.with_name(f".finishing.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(json.dumps({**owner, "time": time.time()}, default=str), encoding="utf-8")
+    try:
+        tmp.write_text(json.dumps({**owner, "time": time.time()}, default=str), encoding="utf-8")
+    except FileNotFoundError:  # the folder is gone: a finisher closed the submission meanwhile
+        return False
     try:
         for _ in range(2):
             try:
                 os.link(tmp, marker)
                 return True
+            except FileNotFoundError:  # as above, between our write and the link
+                return False
             except FileExistsError:
                 if stale is None or not stale(_read_owner(marker)):
                     return False
