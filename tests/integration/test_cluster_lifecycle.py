@@ -53,11 +53,24 @@ async def test_processes_that_end_on_their_own_are_not_left_zombies(installed, u
         for proc in kept:  # an OOM kill, a crash: nobody asked them to stop
             proc.send_signal(signal.SIGKILL)
         assert await until(lambda: running({p.pid for p in kept}) == set())
-        # the engine's own processes only: a process an earlier test started may end meanwhile
-        assert await until(lambda: [z for z in zombies_below(os.getpid()) if z.pid not in old] == [])
+        # collected: gone from the process table, not even a zombie (only the engine's own processes
+        # are looked at: a process an earlier test left may end, or start a child, meanwhile)
+        assert await until(lambda: _in_table(kept) == []), _in_table(kept)
     finally:
         await AGI.shutdown()
-    assert [z for z in zombies_below(os.getpid()) if z.pid not in old] == []
+    assert _in_table(kept) == []
+    assert [z for z in zombies_below(os.getpid()) if z.pid not in old and z.ppid() == os.getpid()] == []
+
+
+def _in_table(procs: list[psutil.Process]) -> list[str]:
+    """The processes of ``procs`` still in the process table, as "pid status"."""
+    found = []
+    for proc in procs:
+        try:
+            found.append(f"{proc.pid} {psutil.Process(proc.pid).status()}")
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 async def test_cluster_log_folders_are_bounded_and_kept_while_in_use(installed, use_home):
