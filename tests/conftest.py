@@ -145,3 +145,25 @@ def stalled_writer() -> Iterator[Callable[[Path], tuple[subprocess.Popen, Path]]
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sim_hosts() -> Iterator[object]:
+    """Two simulated remote hosts with real OpenSSH servers (``tests/remote/simhosts.py``), made once per
+    session for every folder that uses them (remote/, ui/). Where they cannot be made (not root, no
+    ``ip`` or sshd), the tests using them are skipped with the reason."""
+    from remote.simhosts import SimHosts, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    hosts = SimHosts(2)
+    try:
+        hosts.start()
+        for host in hosts.hosts:  # the machine's Python must be usable by the host's own user
+            version = host.run_as_user("/usr/bin/python3", "-c", "import sys; print(sys.version_info >= (3, 11))")
+            if version.strip() != "True":
+                pytest.skip(f"the Python of host {host.address} is older than 3.11")
+        yield hosts
+    finally:
+        hosts.close()

@@ -1,4 +1,5 @@
-"""Install: the generated ``AGI.install(...)`` snippet, INSTALL, live Install logs and a status per host."""
+"""Install: the generated ``AGI.install(...)`` snippet, INSTALL, live Install logs, a status per host and,
+for remote hosts refused for their host key, the key they offer and a Trust button."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,6 +11,7 @@ import param
 from ..events import Event, StepEvent
 from ..hosts import is_local_host
 from ..install import install_steps
+from .host_trust import HostTrust
 from .logs import ActionStatus, EventFeed, LogView, Watchers, cancel_button, log_archive_dir
 from .offline import icon
 from .snippet_view import SnippetView
@@ -138,6 +140,7 @@ class InstallSection(pn.viewable.Viewer):
         self.action = ActionStatus(state, "INSTALL", "Installing the worker environment… (logs stream below)")
         self.readiness = pn.pane.Alert("", sizing_mode="stretch_width", margin=(5, 10))
         self.hosts = HostStatusTable(self._hosts(), ready=state.installed, steps=self._steps())
+        self.trust = HostTrust(state)  # hosts refused for their host key: the key they offer, and Trust
         self.logs = LogView(state.bus, sources=("install",), title="Install logs",
                             archive_dir=log_archive_dir(state.env), host_name=self._host_name,
                             empty_text="No install logs yet: they stream here, line by line, while INSTALL runs.")
@@ -159,6 +162,7 @@ class InstallSection(pn.viewable.Viewer):
             self.readiness,
             pn.pane.Markdown("**Status per host**", margin=(5, 10, 0, 10)),
             self.hosts,
+            self.trust,
             self.logs,
             title="Install", sizing_mode="stretch_width", collapsible=True,
         )
@@ -248,6 +252,7 @@ class InstallSection(pn.viewable.Viewer):
         self._feed.close()
         self.logs.close()
         self.action.close()
+        self.trust.close()
         self.snippet.close()
         self._state_watchers.clear()
         self._model_watchers.clear()

@@ -1,34 +1,15 @@
-"""Two simulated remote hosts with real OpenSSH servers, made once per session (see ``simhosts``).
-
-Where they cannot be made (not root, no ``ip`` or sshd), every test here is skipped with the reason.
-``ssh_env`` points a test's SSH settings at the hosts: the client key, the generated known_hosts and an
-SSH config that gives each address its own user (each host has its own account).
+"""SSH settings of a test against the two simulated hosts (``sim_hosts``, made once per session by the
+tests' root conftest; see ``simhosts``). ``ssh_env`` points a test's SSH settings at the hosts: the
+client key, the generated known_hosts and an SSH config that gives each address its own user (each
+host has its own account).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .simhosts import SimHosts, unavailable
-
-
-@pytest.fixture(scope="session")
-def sim_hosts() -> Iterator[SimHosts]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    hosts = SimHosts(2)
-    try:
-        hosts.start()
-        for host in hosts.hosts:  # the machine's Python must be usable by the host's own user
-            version = host.run_as_user("/usr/bin/python3", "-c", "import sys; print(sys.version_info >= (3, 11))")
-            if version.strip() != "True":
-                pytest.skip(f"the Python of host {host.address} is older than 3.11")
-        yield hosts
-    finally:
-        hosts.close()
+from .simhosts import SimHosts
 
 
 @pytest.fixture
