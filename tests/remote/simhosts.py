@@ -74,6 +74,7 @@ class SimHost:
     uid: int = -1
     host_key: Path = Path()
     sshd: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)  # this host's own environment (its sshd's SetEnv)
 
     def pids(self) -> set[int]:
         """Processes of this host's user: its side of the process table (sshd's own root part excluded)."""
@@ -175,15 +176,18 @@ class SimHosts:
         folder.mkdir()
         host.host_key = folder / "ssh_host_ed25519_key"
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host.host_key))
-        config = folder / "sshd_config"
-        config.write_text("\n".join([
+        self._sshd_config(host)
+        self._sshd_start(host)
+
+    def _sshd_config(self, host: SimHost) -> None:
+        folder = self.workdir / f"host{host.index}"
+        (folder / "sshd_config").write_text("\n".join([
             f"ListenAddress {host.address}:22", f"HostKey {host.host_key}", f"PidFile {folder / 'sshd.pid'}",
             "AuthorizedKeysFile .ssh/authorized_keys", "PubkeyAuthentication yes", "PasswordAuthentication no",
             "KbdInteractiveAuthentication no", "PermitRootLogin no", "UsePAM no", f"AllowUsers {host.user}",
             "Subsystem sftp internal-sftp", "MaxStartups 50", "MaxSessions 50", "LogLevel VERBOSE",
-            f"SetEnv {' '.join(self._host_env())}", "",
+            f"SetEnv {' '.join(self._host_env() + [f'{k}={v}' for k, v in host.env.items()])}", "",
         ]))
-        self._sshd_start(host)
 
     def _sshd_start(self, host: SimHost) -> None:
         folder = self.workdir / f"host{host.index}"
@@ -224,6 +228,16 @@ class SimHosts:
         """The host is back: its sshd runs again."""
         self._sshd_start(host)
         self._wait_port(host)
+
+    def set_env(self, host: SimHost, **env: str) -> None:
+        """Give ``host`` its own environment for every later command there (``set_env(h)`` puts the
+        usual one back): its sshd is restarted, so every process of its user ends first."""
+        if any(" " in v or '"' in v for v in env.values()):
+            raise ValueError("a simulated host's environment values hold no spaces or quotes")
+        host.env = dict(env)
+        self._kill(host)
+        self._sshd_config(host)
+        self.restart_sshd(host)
 
     def _kill(self, host: SimHost) -> None:
         if host.sshd and host.sshd.poll() is None:
