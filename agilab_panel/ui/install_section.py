@@ -183,7 +183,8 @@ class InstallSection(pn.viewable.Viewer):
         return list(settings.cluster.workers) if settings is not None else []
 
     def _steps(self) -> list[str]:
-        """The steps INSTALL will run with the current toggles (the table's columns)."""
+        """The steps INSTALL will run with the current toggles (the table's columns); a remote host runs
+        its checks over SSH (``ssh``) and gets its uv (``uv``) before the same steps as this machine."""
         settings = self.state.settings
         if settings is None:
             return []
@@ -193,7 +194,8 @@ class InstallSection(pn.viewable.Viewer):
                 self._steps_cache[key] = install_steps(self.state.env, settings.cluster.mode)
             except Exception:  # noqa: BLE001 - unreadable app files: INSTALL will say why; columns come with events
                 return []
-        return list(self._steps_cache[key])
+        remote = ["ssh", "uv"] if any(not is_local_host(h) for h in self._hosts()) else []
+        return list(dict.fromkeys([*remote, *self._steps_cache[key]]))
 
     def _reset_hosts(self, *_events: Any) -> None:
         self._model_watchers.clear()
