@@ -314,13 +314,11 @@ async def _benchmark(env: AgiEnv, inputs: Any, chosen: Sequence[int], request: R
     """Time every mode the same way: one cluster for all, an untimed warm-up run of each mode (runner,
     workers, app imports, prepared inputs and plan), then ``request.repeats`` rounds over the modes in turn."""
     from .benchmark import write_benchmark
-    from .install import NotInstalledError, cython_path, worker_python
+    from .install import cython_path
 
     started = time.perf_counter()
-    try:
-        python = worker_python(env)
-    except NotInstalledError as exc:
-        raise RunError(str(exc)) from exc
+    only_dask = all(m & modes.DASK_MODE for m in chosen)  # then a map of remote hosts only needs nothing here
+    python = _engine_side_python(env, inputs.workers, modes.DASK_MODE if only_dask else 0)
     errors: dict[int, str] = {}
     live = list(chosen)
 

@@ -57,10 +57,28 @@ def dask_process_env(cython_path: str | None) -> dict[str, str]:
 def _route_address(host: str) -> str:
     """This machine's address on the route to ``host``: where a scheduler for its workers listens."""
     bare = host.strip("[]")
-    family = socket.getaddrinfo(bare, 22, proto=socket.IPPROTO_TCP)[0][0]
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((bare, 22))  # no packet is sent: only the route is looked up
-        return probe.getsockname()[0]
+    try:
+        family = socket.getaddrinfo(bare, 22, proto=socket.IPPROTO_TCP)[0][0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((bare, 22))  # no packet is sent: only the route is looked up
+            return probe.getsockname()[0]
+    except OSError as exc:
+        raise RunError(f"host {host}: no route from this machine ({exc.strerror or exc})", worker=f"{host}-0") from None
+
+
+def scheduler_interface(remote: list[str]) -> tuple[str, str | None]:
+    """The one address of this machine a scheduler for ``remote`` hosts listens on (never every
+    interface): the source address of the route to them; local workers beside them reach it too (it
+    is this machine's). With a warning when hosts are reached through different interfaces of this
+    machine: then only routing between them lets the others reach the first one's."""
+    routes = {host: _route_address(host) for host in remote}
+    chosen = routes[remote[0]]
+    others = {host: addr for host, addr in routes.items() if addr != chosen}
+    if not others:
+        return chosen, None
+    seen = ", ".join(f"{host} via {addr}" for host, addr in others.items())
+    return chosen, (f"the scheduler listens on {chosen} (the route to {remote[0]}), but {seen}: those hosts' "
+                    "workers reach it only if their network routes to it; otherwise they do not join")
 
 
 def _quiet_distributed(verbose: int) -> None:
@@ -197,7 +215,10 @@ class WorkerCluster:
             raise RunError("a cluster kept across processes cannot have remote hosts yet: run without detaching",
                            worker=remote[0])
         self.security = Security.temporary()
-        self._listen = (_route_address(remote[0]), 0)
+        address, warning = scheduler_interface(remote)
+        if warning:
+            self._emit(LogLine(text=warning, source="scheduler", level="WARNING"))
+        self._listen = (address, 0)
         options = SshOptions.from_settings(AppSettings(self.env).cluster)
         self._remote = RemoteWorkers(self.env, {h: self.workers[h] for h in remote}, options, self.bus, self.dir.name)
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
-from agilab_panel.events import PartitionEvent
+from agilab_panel.events import PartitionEvent, WorkerEvent
+from agilab_panel.execute.cluster import scheduler_interface
 from agilab_panel.execute.result import RunError
 from agilab_panel.settings import AppSettings
 
@@ -153,11 +154,12 @@ async def test_hosts_all_remote_need_no_local_install(ssh_env: SimHosts) -> None
         installed = await AGI.install(env, workers=workers, modes_enabled=MODES, events=EventBus())
         assert installed.ok, installed.errors
         assert not env.wenv_path("localhost").exists()
-        result = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=AGI.DASK_MODE), events=EventBus(),
-                               keep_cluster=False)
+        # as a benchmark of the Dask mode (warm-up and timed run): that path asks for no local install either
+        result = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=[AGI.DASK_MODE], repeats=1),
+                               events=EventBus(), keep_cluster=False)
     finally:
         os.umask(old)
-    assert result.rows == ARGS["n_aircraft"]
+    assert [r.rows for r in result.runs] == [ARGS["n_aircraft"]]
     assert await until_no_processes(ssh_env) == []
 
 
@@ -191,3 +193,29 @@ async def test_a_host_whose_install_did_not_complete_is_named(cluster_home: SimH
     finally:
         state.write_text(saved)
     assert await until_no_processes(cluster_home) == []
+
+
+async def test_a_map_mixing_this_machine_with_a_host_equals_mode_0(cluster_home: SimHosts, live_children) -> None:
+    env = AgiEnv(APP, verbose=0)
+    a = cluster_home.hosts[0]
+    workers = {"127.0.0.1": 1, a.address: 1}
+    expected = frame((await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=0), events=EventBus())).output)
+    before = live_children()  # the warm runner of mode 0 stays; the cluster's processes must not
+    bus = EventBus()
+    mixed = await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=AGI.DASK_MODE), events=bus,
+                          keep_cluster=False)
+    pd.testing.assert_frame_equal(frame(mixed.output), expected)
+    assert {p.worker for p in mixed.partitions} == {"127.0.0.1-0", f"{a.address}-0"}  # both did their share
+    joined = {e.worker: e.address for e in bus.history if isinstance(e, WorkerEvent) and e.state == "joined"}
+    assert joined["127.0.0.1-0"].startswith(f"tls://{cluster_home.gateway}:")  # reachable from the host, over TLS
+    assert joined[f"{a.address}-0"].startswith(f"tls://{a.address}:")
+    assert await until_no_processes(cluster_home) == []
+    assert live_children() <= before
+
+
+def test_the_scheduler_listens_on_the_route_to_the_hosts_and_says_when_one_is_elsewhere(sim_hosts: SimHosts) -> None:
+    a, b = sim_hosts.hosts
+    assert scheduler_interface([a.address, b.address]) == (sim_hosts.gateway, None)
+    address, warning = scheduler_interface([a.address, "127.0.0.2"])  # reached through loopback, not the bridge
+    assert address == sim_hosts.gateway
+    assert "127.0.0.2 via 127.0.0.1" in warning
