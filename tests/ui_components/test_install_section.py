@@ -62,8 +62,8 @@ def test_step_events_fill_the_host_table(minimal_state: OrchestrateState) -> Non
     bus.emit(StepEvent(host="127.0.0.1", step="runtime", state="done", seconds=2.5))
     section._feed.flush()
     assert table.step("127.0.0.1", "runtime") == "ok 2.5s"
-    # the steps INSTALL runs are laid out first; a step no one announced (a remote host's) comes after them
-    assert list(table.frame.columns) == ["host", "status", "venv", "runtime", "app", "check", "ssh", "detail"]
+    # the steps INSTALL runs are laid out first, a remote host's checks (ssh) and uv before the others
+    assert list(table.frame.columns) == ["host", "status", "ssh", "uv", "venv", "runtime", "app", "check", "detail"]
 
 
 def test_install_events_only_fill_the_columns_laid_out_before_it(minimal_state: OrchestrateState) -> None:
