@@ -9,6 +9,6 @@ from .errors import RemoteHostError
 from .options import SshOptions, check_remote_host, check_remote_path, check_user
 from .trust import HostKeyOffer, host_key_offer, trust_host_key
 
-__all__ = ["HostFacts", "HostKeyOffer", "RemoteHostError", "SshOptions", "check_host", "check_hosts", "check_remote_host",
-           "check_remote_path", "check_user", "command_line", "connect", "host_key_line", "host_key_offer", "probe",
-           "run_captured", "run_streamed", "trust_host_key"]
+__all__ = ["HostFacts", "HostKeyOffer", "RemoteHostError", "SshOptions", "check_host", "check_hosts",
+           "check_remote_host", "check_remote_path", "check_user", "command_line", "connect", "host_key_line",
+           "host_key_offer", "probe", "run_captured", "run_streamed", "trust_host_key"]

@@ -42,7 +42,8 @@ async def test_an_unknown_host_shows_its_own_key_and_trusting_records_exactly_it
     opts = options(ssh_env, known)
 
     offer = await host_key_offer(a.address, opts)
-    assert (offer.status, offer.key_type, offer.fingerprint) == ("unknown", "ssh-ed25519", host_key(a).get_fingerprint())
+    assert (offer.status, offer.key_type) == ("unknown", "ssh-ed25519")
+    assert offer.fingerprint == host_key(a).get_fingerprint()  # the host's own key, as ssh-keygen -l shows it
     with pytest.raises(RemoteHostError, match="host key unknown"):  # nothing recorded by looking
         await check_host(a.address, opts, str(ssh_env.share))
 

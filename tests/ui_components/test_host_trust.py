@@ -18,8 +18,8 @@ def _result() -> InstallResult:
     return InstallResult("minimal_app", 4, {
         "127.0.0.1": HostInstall("127.0.0.1", False, "", [StepResult("venv", False, 1.0)], "venv failed"),
         "192.0.2.10": HostInstall("192.0.2.10", False, "", failed_ssh, "host key unknown"),
-        "192.0.2.11": HostInstall("192.0.2.11", False, "", [StepResult("ssh", True, 0.1), StepResult("app", False, 2.0)],
-                                  "step 'app' failed"),
+        "192.0.2.11": HostInstall("192.0.2.11", False, "", [StepResult("ssh", True, 0.1),
+                                                            StepResult("app", False, 2.0)], "step 'app' failed"),
         "192.0.2.12": HostInstall("192.0.2.12", True, "", [StepResult("ssh", True, 0.1)]),
     }, 3.0)
 
