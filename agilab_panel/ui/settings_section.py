@@ -23,7 +23,10 @@ __all__ = ["FieldMessage", "SystemSettingsSection", "workers_summary"]
 _MUTED = {"color": "var(--neutral-foreground-hint, #6b6b6b)"}
 _INVALID_CSS = ":host(.invalid) .bk-input { border-color: #d9534f; box-shadow: 0 0 0 1px #d9534f; }"
 _PERSISTED = ("cluster_enabled", "pool", "cython", "rapids", "verbose", "scheduler", "user", "ssh_key_path",
-              "workers", "workers_data_path")
+              "ssh_trust_new_hosts", "workers", "workers_data_path")
+_TRUST_NEW_HOSTS = ("When on, INSTALL records in known_hosts the key of a remote host never seen before, on first "
+                    "use, and says so in its log; when off, such a host is refused and shown with a Trust button. "
+                    "A changed host key is always refused.")
 _WORKERS_EXAMPLE = '{"127.0.0.1": 2}'
 
 
@@ -182,6 +185,10 @@ class SystemSettingsSection(pn.viewable.Viewer):
         w["ssh_key_path"] = link(cluster, "ssh_key_path", pn.widgets.TextInput(
             label="SSH key path", placeholder="~/.ssh/id_ed25519", sizing_mode="stretch_width",
         ))
+        w["ssh_trust_new_hosts"] = link(cluster, "ssh_trust_new_hosts", pn.widgets.Switch(
+            label="Trust new SSH hosts on first use", width=260, margin=(8, 16, 8, 10),
+        ))
+        trust_note = pn.pane.Markdown(_TRUST_NEW_HOSTS, margin=(0, 10), styles=_MUTED, sizing_mode="stretch_width")
         # a number field, not a slider: the slider's handle has no name for assistive technology
         w["verbose"] = link(cluster, "verbose", pn.widgets.IntInput(
             label="Verbosity level", start=0, end=3, step=1, width=220,
@@ -205,6 +212,7 @@ class SystemSettingsSection(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             pn.Row(w["user"], w["ssh_key_path"], sizing_mode="stretch_width"),
+            pn.Row(w["ssh_trust_new_hosts"], trust_note, sizing_mode="stretch_width"),
             pn.Row(w["verbose"], w["workers_data_path"], sizing_mode="stretch_width"),
             self._save_error,
             self._saved,

@@ -117,3 +117,24 @@ def test_follows_app_changes_until_closed(minimal_state: OrchestrateState) -> No
     old_widgets = section.widgets
     minimal_state.app = "minimal_app"
     assert section.widgets is old_widgets  # a closed section no longer rebuilds
+
+
+def test_trusting_new_ssh_hosts_is_a_visible_switch_off_by_default_saved_alone(minimal_state: OrchestrateState) -> None:
+    section = SystemSettingsSection(minimal_state)
+    switch = section.widgets["ssh_trust_new_hosts"]
+    assert switch.label == "Trust new SSH hosts on first use" and switch.value is False
+    assert "records in known_hosts the key of a remote host never seen before, on first use" in visible_text(section)
+    cluster = minimal_state.settings.cluster
+    path = minimal_state.env.settings_path
+    before_file = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    before_model = {k: v for k, v in cluster.param.values().items() if k != "ssh_trust_new_hosts"}
+    switch.value = True
+    assert cluster.ssh_trust_new_hosts is True
+    after_file = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert after_file["cluster"].pop("ssh_trust_new_hosts") is True
+    before_file.get("cluster", {}).pop("ssh_trust_new_hosts", None)
+    assert after_file == before_file  # nothing else in the file changed
+    assert {k: v for k, v in cluster.param.values().items() if k != "ssh_trust_new_hosts"} == before_model
+    assert "Saved ssh_trust_new_hosts to app_settings.toml." in visible_text(section)
+    switch.value = False
+    assert _cluster_file(minimal_state)["ssh_trust_new_hosts"] is False
