@@ -27,6 +27,7 @@ from .logs import ActionStatus, Watchers, cancel_button, details_card
 from .offline import icon
 from .plan_graph import compact_number, load_bars, plan_graph, plan_labels
 from .settings_section import FieldMessage
+from .deferred import show_when
 from .tables import sort_arrows
 
 __all__ = ["ArgsEditor", "DistributeSection", "WorkplanEditor", "load_args_form", "summary_path"]
@@ -376,7 +377,7 @@ class WorkplanEditor(pn.viewable.Viewer):
         self._status = pn.pane.Markdown(self.param.message, styles=_MUTED, margin=(0, 10), align="center")
         self._empty = pn.pane.Markdown("No work plan yet: run **CHECK DISTRIBUTE** to build one, then reassign "
                                        "partitions to other worker slots here.", styles=_MUTED, margin=(5, 10))
-        self._content = pn.Column(
+        self._parts = [
             pn.pane.Markdown("Pick another worker slot in the **worker slot ✎** column (the tinted cells, the only "
                              "ones to edit) to move a partition; the load chart follows. RUN uses the saved plan while "
                              "the args and workers still match. " + WEIGHT_TEXT, styles=_MUTED, margin=(0, 10)),
@@ -385,8 +386,8 @@ class WorkplanEditor(pn.viewable.Viewer):
                    sizing_mode="stretch_width"),
             self._error,
             pn.Row(self.save_button, self._status, margin=(5, 0)),
-            sizing_mode="stretch_width", margin=0,
-        )
+        ]
+        self._content = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)  # filled once a plan shows
         self._layout = pn.Card(self._empty, self._content, title="Workplan", sizing_mode="stretch_width",
                                collapsible=True)
         self._state_watchers.watch(state, self._load, ["plan"])
@@ -403,7 +404,7 @@ class WorkplanEditor(pn.viewable.Viewer):
     def _load(self, *_events: Any) -> None:
         plan = self.state.plan
         self._empty.visible = plan is None
-        self._content.visible = plan is not None
+        show_when(self._content, self._parts, plan is not None)
         self.unsaved = False
         self._error.clear()
         if plan is None:
@@ -494,7 +495,8 @@ class DistributeSection(pn.viewable.Viewer):
         self.tree = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10))
         # Shown and hidden through its box: once drawn in a served page, a HoloViews pane whose own
         # ``visible`` changes passes the design to its Bokeh figure, which refuses it (Panel 1.x).
-        self._tree_box = pn.Column(self.tree, sizing_mode="stretch_width", margin=0, visible=False)
+        # It holds the tree once there is one to draw (see deferred.show_when).
+        self._tree_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         self._tree_empty = pn.pane.Markdown("No distribution yet: **CHECK DISTRIBUTE** builds the work plan for the "
                                             "saved args and worker map and draws it here (hosts → worker slots → "
                                             "partitions, with their weights).", styles=_MUTED, margin=(5, 10))
@@ -552,10 +554,10 @@ class DistributeSection(pn.viewable.Viewer):
     def _draw_tree(self, *_events: Any) -> None:
         plan = self.state.plan
         self._tree_empty.visible = plan is None
-        self._tree_box.visible = plan is not None
         if plan is not None:
             graph = plan_graph(plan)
             self.tree.object = graph * plan_labels(graph)
+        show_when(self._tree_box, [self.tree], plan is not None)
 
     def close(self) -> None:
         """Stop following the state (the section is being dropped)."""

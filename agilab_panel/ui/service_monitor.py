@@ -22,6 +22,7 @@ import param
 from holoviews.streams import Buffer
 
 from ..service.monitor import snapshot
+from .deferred import show_when
 
 __all__ = ["ServiceMonitor", "HEALTH_COLUMNS", "QUEUES", "health_frame", "ServiceDashboard", "service_dashboard"]
 
@@ -94,8 +95,10 @@ class ServiceMonitor(pn.viewable.Viewer):
         counts = hv.DynamicMap(lambda data: _lines(data, "queue", "tasks", "Queue", "tasks"), streams=[self.counts])
         self._ages_pane = pn.pane.HoloViews(ages, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
         self._counts_pane = pn.pane.HoloViews(counts, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
-        # visibility is switched on a wrapper: switching it on a HoloViews pane itself trips Panel
-        self._plots = pn.Row(self._ages_pane, self._counts_pane, sizing_mode="stretch_width", margin=0, visible=False)
+        # Visibility is switched on a wrapper (switching it on a HoloViews pane itself trips Panel), and the
+        # wrapper holds the plots and the table only once there is data: a hidden plot still costs the page
+        # its figure (some forty models each) and its rendering on the server.
+        self._plots = pn.Row(sizing_mode="stretch_width", margin=0, visible=False)
         self._empty = pn.pane.Markdown(_EMPTY, styles=dict(_MUTED), margin=(5, 10))
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._queue = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
@@ -105,7 +108,7 @@ class ServiceMonitor(pn.viewable.Viewer):
             formatters={"healthy": {"type": "tickCross"},
                         "heartbeat_age_sec": {"type": "money", "precision": 2, "symbol": ""}},
         )
-        self._table_box = pn.Column(self.table, sizing_mode="stretch_width", margin=0, visible=False)
+        self._table_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         self._layout = _Shown(self._status, self._queue, self._empty, self._table_box, self._plots,
                               on_show=self.start, on_hide=self.stop, sizing_mode="stretch_width", margin=0)
         self._show_status()
@@ -140,8 +143,8 @@ class ServiceMonitor(pn.viewable.Viewer):
             self.counts.send(pd.DataFrame([(t, name, int(queue.get(name, 0))) for name in QUEUES],
                                           columns=["t", "queue", "tasks"]))
         self._empty.visible = not self._seen_data
-        self._plots.visible = self._seen_data
-        self._table_box.visible = bool(rows)
+        show_when(self._plots, [self._ages_pane, self._counts_pane], self._seen_data)
+        show_when(self._table_box, [self.table], bool(rows))
 
     @param.depends("status", "message", "queue", watch=True)
     def _show_status(self) -> None:

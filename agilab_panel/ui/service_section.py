@@ -148,6 +148,7 @@ class ServiceSection(pn.viewable.Viewer):
         self._own.watch(self.control, self._show_outcome, ["busy", "outcome", "ok", "error_details"])
         self._own.watch(self.control, self._after_action, ["busy"])
         self._own.watch(self._layout, self._visibility, ["collapsed"])
+        self._own.watch(self._settings_card, self._build_settings, ["collapsed"])
         self._state_watchers.watch(state, self._build_settings, ["settings", "env"])
         self._build_settings()
         self._show_outcome()
@@ -183,17 +184,29 @@ class ServiceSection(pn.viewable.Viewer):
 
     # -- settings -------------------------------------------------------------------------------------------
     def _build_settings(self, *_events: Any) -> None:
+        """Read ``[service]``; its fields are made once the "Service settings" card is open (collapsed, they
+        would cost the page some ninety models nobody sees), and made again for other settings."""
         settings = self.state.settings
-        self.fields, self.messages = {}, {}
         self._show_outcome()
         if settings is None:
+            self.fields, self.messages = {}, {}
             self._settings_body.objects = [muted("The settings file could not be read (see System settings).")]
             return
         try:
             self._service = load_service_settings(settings)
         except Exception as exc:  # a bad [service] table: say where, change nothing
+            self.fields, self.messages = {}, {}
             self._settings_body.objects = [pn.pane.Alert(_first_line(exc), alert_type="danger", margin=(5, 10))]
             return
+        toggled = bool(_events) and all(event.name == "collapsed" for event in _events)
+        if self._settings_card.collapsed:
+            if not toggled:  # other settings: their fields are made when the card opens
+                self.fields, self.messages = {}, {}
+                self._settings_body.objects = []
+            return
+        if self.fields and toggled:
+            return  # opened again: the fields made before still show these settings
+        self.fields, self.messages = {}, {}
         rows: list[Any] = [pn.pane.Markdown("**Health gate** `[cluster.service_health]`", margin=(5, 10, 0, 10))]
         for key in _HEALTH_KEYS:
             rows += self._field(key, settings.service_health, self._health_changed)

@@ -42,6 +42,7 @@ def test_each_action_shows_its_snippet_and_the_empty_state(minimal_state: Orches
     assert "await AGI.submit(" in section.snippet.code and "partitions=4" in section.snippet.code
     minimal_state.settings.args.partitions = 7  # the submit snippet follows the args
     assert "partitions=7" in section.snippet.code
+    assert section.fields == {}  # the collapsed "Service settings" card makes its fields when opened
     section._settings_card.collapsed = False
     assert _unnamed(section) == [] and len(section.fields) == 15
     section.close()
@@ -51,6 +52,7 @@ def test_service_settings_are_refused_at_the_field_and_saved_when_valid(minimal_
     section = ServiceSection(minimal_state)
     path = Path(minimal_state.env.settings_path)
     before = path.read_bytes()
+    section._settings_card.collapsed = False  # its fields are made when it opens
     section.fields["poll_interval"].value = 0.0  # below its bounds
     assert "poll_interval" in section.messages["poll_interval"].text and section.messages["poll_interval"].is_error
     section.fields["max_unhealthy"].value = -1
@@ -172,3 +174,4 @@ async def test_a_button_runs_its_action(minimal_state: OrchestrateState) -> None
     assert section.control.snippet_action == "status" and 'action="status"' in section.snippet.code
     assert "no service" in section.control.outcome.lower(), section.control.outcome
     section.close()
+
