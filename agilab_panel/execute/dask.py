@@ -1,8 +1,9 @@
 """Cluster runs: partitions pinned to the Dask workers the plan names, progress from the client.
 
-Each partition is one task restricted to its slot's worker; starts arrive through the worker event
-log, completions through ``as_completed``. A failed partition or a worker that leaves ends the run
-at once with an error naming both; the caller decides whether the cluster survives.
+Each slot's partitions go in chunks of consecutive ones, one task per chunk restricted to the slot's
+worker (a task per partition cost more than a tiny partition); starts and ends arrive in batches
+through the worker event log. A failed partition or a worker that leaves ends the run at once with
+an error naming both; the caller decides whether the cluster survives.
 """
 from __future__ import annotations
 
@@ -32,23 +33,24 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
     running: dict[str, str] = {}  # slot -> label last started there
 
     def on_progress(event: Any) -> None:
-        _, record = event
-        status = statuses.get(record.get("label"))
-        if status is None or status.status in ("done", "failed"):
-            return
-        if record["state"] == "started":
-            status.status = "started"
-            running[record["slot"]] = record["label"]
-        else:
-            status.status, status.seconds = "done", record.get("seconds", 0.0)
-        bus.emit(PartitionEvent(label=record["label"], worker=record["slot"], state=record["state"],
-                                seconds=status.seconds, time=record.get("time", time.time())))
+        _, batch = event
+        for slot, label, state, seconds, stamp in batch:
+            status = statuses.get(label)
+            if status is None or status.status in ("done", "failed"):
+                continue
+            if state == "started":
+                status.status = "started"
+                running[slot] = label
+            else:
+                status.status, status.seconds = "done", seconds
+            bus.emit(PartitionEvent(label=label, worker=slot, state=state, seconds=status.seconds, time=stamp))
 
     client.subscribe_topic(tasks.PROGRESS_TOPIC, on_progress)
     # The job's common part travels once to every worker, not with each of possibly thousands of tasks.
     [shared] = await client.scatter([job.slim()], broadcast=True, hash=False)
     pooled = bool(job.mode & 1)
     futures = []
+    owners: dict[str, str] = {}  # task key -> the slot it runs on
     for slot, parts in job.slots.items():
         if not parts:
             continue
@@ -57,18 +59,20 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
             futures.append(client.submit(tasks.run_partitions_pooled, shared, slot, parts, workers=[address],
                                          allow_other_workers=False, pure=False, key=f"agi-{job.run_id}-{slot}"))
         else:
-            futures.extend(client.map(tasks.run_partition, [shared] * len(parts), [slot] * len(parts), parts,
+            chunks = tasks.chunks(parts)
+            futures.extend(client.map(tasks.run_partitions, [shared] * len(chunks), [slot] * len(chunks), chunks,
                                       workers=[address], allow_other_workers=False, pure=False,
-                                      key=[f"agi-{job.run_id}-{part['label']}" for part in parts]))
+                                      key=[f"agi-{job.run_id}-{slot}-{i}" for i in range(len(chunks))]))
+        owners.update({str(f.key): slot for f in futures[len(owners):]})
     watch = asyncio.create_task(_watch_workers(cluster, running, statuses))
     try:
         async for future in as_completed(futures, with_results=False):
             if future.status == "error":
                 exc = await future.exception()
-                label, slot = _blame(future, job, statuses, running)
-                label = getattr(exc, "agi_partition", None) or label  # a pooled task names its failed partition
-                if type(exc).__name__ == "KilledWorker" and slot in running:
-                    label = running[slot]  # every task queued on a dead worker errs; blame the one running
+                slot = owners.get(str(future.key))
+                label = getattr(exc, "agi_partition", None)  # a task names the partition that failed
+                if label is None or type(exc).__name__ == "KilledWorker":
+                    label = _running_on(slot, job, statuses, running)
                 if label and label in statuses:
                     statuses[label].status, statuses[label].error = "failed", f"{type(exc).__name__}: {exc}"
                     bus.emit(PartitionEvent(label=label, worker=slot, state="failed", error=statuses[label].error))
@@ -114,15 +118,17 @@ async def _race(future: Any, watch: asyncio.Task) -> Any:
     return waiter.result()
 
 
-def _blame(future: Any, job: Job, statuses: dict[str, PartitionStatus], running: dict[str, str]) -> tuple[str | None, str | None]:
-    key = str(future.key)
-    prefix = f"agi-{job.run_id}-"
-    name = key[len(prefix):] if key.startswith(prefix) else key
-    if name in statuses:
-        return name, statuses[name].worker
-    if name in job.slots:  # pooled: the partition last started on that slot
-        return running.get(name) or (job.slots[name][0]["label"] if job.slots[name] else None), name
-    return None, None
+def _running_on(slot: str | None, job: Job, statuses: dict[str, PartitionStatus], running: dict[str, str]) -> str | None:
+    """The partition a slot was running: every task queued on a dead worker errs, so the task is no
+    guide. The last one reported started, unless it ended; else the slot's first that did not end
+    (the worker died less than ``tasks.FLUSH_INTERVAL`` after its start, which had not left)."""
+    if slot is None:
+        return None
+    label = running.get(slot)
+    if label is not None and statuses[label].status not in ("done", "failed"):
+        return label
+    return next((p["label"] for p in job.slots.get(slot, []) if statuses[p["label"]].status not in ("done", "failed")),
+                label)
 
 
 async def _watch_workers(cluster: WorkerCluster, running: dict[str, str], statuses: dict[str, PartitionStatus]) -> None:

@@ -1,8 +1,10 @@
 """Functions the engine submits to Dask workers (cluster mode).
 
-A worker process keeps one app worker per run (``work_init`` once), reports partition starts through
-Dask's event log (the engine subscribes to the topic), and the reduce task calls ``work_done`` with
-every result in plan order.
+A worker process keeps one app worker per run (``work_init`` once) and runs its slot's partitions in
+chunks, one Dask task per chunk of consecutive partitions: a Dask task costs the scheduler, the worker
+and the engine about a millisecond, more than a tiny partition itself. Partition starts and ends are
+reported through Dask's event log (the engine subscribes to the topic), a batch of them per message
+at most every ``FLUSH_INTERVAL``. The reduce task calls ``work_done`` with every result in plan order.
 """
 from __future__ import annotations
 
@@ -13,9 +15,13 @@ from typing import Any
 
 from .job import Job, make_worker, write_output
 
-__all__ = ["PROGRESS_TOPIC", "run_partition", "run_partitions_pooled", "reduce_results", "warm", "finish_run"]
+__all__ = ["PROGRESS_TOPIC", "FLUSH_INTERVAL", "CHUNK_MAX", "chunks", "run_partitions", "run_partitions_pooled",
+           "reduce_results", "warm", "finish_run"]
 
 PROGRESS_TOPIC = "agilab-progress"
+FLUSH_INTERVAL = 0.1  # seconds a progress record may wait to share its message with later ones
+CHUNK_MAX = 100  # partitions per Dask task at most
+CHUNKS_PER_SLOT = 4  # a slot's partitions go in this many tasks at least, when it has as many
 _workers: dict[tuple[str, str], Any] = {}
 
 
@@ -32,10 +38,74 @@ def _dask_worker() -> Any:
         return None
 
 
-def _log(event: dict[str, Any], worker: Any = None) -> None:
-    worker = worker or _dask_worker()
-    if worker is not None:
-        worker.log_event(PROGRESS_TOPIC, event)
+class _Outbox:
+    """This worker process's progress records on their way to the engine.
+
+    Two messages per partition cost more than a tiny partition (the worker's event loop, the scheduler
+    and the engine handle each): records wait here until ``FLUSH_INTERVAL`` has passed since the first
+    of them, then go in one message, in the order they were made. A task flushes when it ends (so its
+    records arrive before its result) and when a partition fails. A partition that runs longer than
+    the interval is announced while it runs: a worker that dies during it is blamed on it (one that
+    kills its worker sooner may be blamed on a partition just before it, whose end had not left).
+    """
+
+    def __init__(self, dask_worker: Any) -> None:
+        self.dask_worker = dask_worker
+        self.records: list[list[Any]] = []
+        self.lock = threading.Lock()
+        self.pending = threading.Event()
+        threading.Thread(target=self._loop, name="agilab-progress", daemon=True).start()
+
+    def add(self, record: list[Any]) -> None:
+        with self.lock:
+            self.records.append(record)
+        self.pending.set()
+
+    def flush(self) -> None:
+        with self.lock:  # held while sending: two batches never overtake each other
+            batch, self.records = self.records, []
+            self.pending.clear()
+            if batch:
+                self.dask_worker.log_event(PROGRESS_TOPIC, batch)
+
+    def _loop(self) -> None:
+        while True:
+            self.pending.wait()
+            time.sleep(FLUSH_INTERVAL)
+            self.flush()
+
+
+_outbox: _Outbox | None = None
+_outbox_lock = threading.Lock()
+
+
+def _progress() -> _Outbox | None:
+    """The outbox of the Dask worker running this task (None outside Dask: nobody listens)."""
+    global _outbox
+    dask_worker = _dask_worker()
+    if dask_worker is None:
+        return None
+    with _outbox_lock:
+        if _outbox is None or _outbox.dask_worker is not dask_worker:
+            _outbox = _Outbox(dask_worker)
+        return _outbox
+
+
+def _report(outbox: _Outbox | None, record: list[Any]) -> None:
+    """One record, ``[slot, label, "started" | "done", seconds, time]``."""
+    if outbox is not None:
+        outbox.add(record)
+
+
+def chunks(partitions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A slot's partitions (in its order) cut into consecutive chunks, one Dask task each.
+
+    At most ``CHUNK_MAX`` per chunk, and ``CHUNKS_PER_SLOT`` chunks when there are as many partitions
+    (a few partitions stay one task each). Long chunks cost nothing the user sees: progress is sent
+    while a chunk runs, a failed partition ends its chunk at once, and a cancelled run stops the workers.
+    """
+    size = max(1, min(CHUNK_MAX, -(-len(partitions) // CHUNKS_PER_SLOT)))
+    return [partitions[i:i + size] for i in range(0, len(partitions), size)]
 
 
 def _app_worker(job: Job, slot: str) -> Any:
@@ -48,28 +118,41 @@ def _app_worker(job: Job, slot: str) -> Any:
     return worker
 
 
-def run_partition(job: Job, slot: str, partition: dict[str, Any]) -> tuple[str, Any, float]:
-    """One partition on its pinned worker; returns (label, result, seconds)."""
-    label = partition["label"]
-    dask_worker = _dask_worker()
-    _log({"label": label, "slot": slot, "state": "started", "time": time.time()}, dask_worker)
-    start = time.perf_counter()
-    result = _app_worker(job, slot).work_pool(partition["payload"])
-    seconds = time.perf_counter() - start
-    _log({"label": label, "slot": slot, "state": "done", "seconds": seconds, "time": time.time()}, dask_worker)
-    return label, result, seconds
+def run_partitions(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
+    """Consecutive partitions of one slot, in order, on its pinned worker; returns (label, result, seconds)
+    of each. A failing partition ends the chunk at once, its exception naming it (``agi_partition``)."""
+    worker = _app_worker(job, slot)
+    outbox = _progress()
+    results = []
+    try:
+        for partition in partitions:
+            label = partition["label"]
+            _report(outbox, [slot, label, "started", 0.0, time.time()])
+            start = time.perf_counter()
+            try:
+                result = worker.work_pool(partition["payload"])
+            except BaseException as exc:
+                exc.agi_partition = label  # type: ignore[attr-defined]  # pickled with the exception
+                raise
+            seconds = time.perf_counter() - start
+            _report(outbox, [slot, label, "done", seconds, time.time()])
+            results.append((label, result, seconds))
+    finally:
+        if outbox is not None:
+            outbox.flush()
+    return results
 
 
 def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
     """Cluster + pool: the worker maps its partitions over a thread pool (Dask workers are daemons)."""
     worker = _app_worker(job, slot)
-    dask_worker = _dask_worker()
+    outbox = _progress()
     failed = threading.Event()
 
     def one(partition: dict[str, Any]) -> tuple[str, Any, float]:
         if failed.is_set():  # a pool thread takes the next partition before the failure reaches shutdown()
             raise PartitionSkipped(partition["label"])
-        _log({"label": partition["label"], "slot": slot, "state": "started", "time": time.time()}, dask_worker)
+        _report(outbox, [slot, partition["label"], "started", 0.0, time.time()])
         start = time.perf_counter()
         try:
             result = worker.work_pool(partition["payload"])
@@ -78,7 +161,7 @@ def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]])
             exc.agi_partition = partition["label"]  # type: ignore[attr-defined]  # pickled with the exception
             raise
         seconds = time.perf_counter() - start
-        _log({"label": partition["label"], "slot": slot, "state": "done", "seconds": seconds, "time": time.time()}, dask_worker)
+        _report(outbox, [slot, partition["label"], "done", seconds, time.time()])
         return partition["label"], result, seconds
 
     pool = ThreadPoolExecutor(max_workers=max(1, job.pool_size))
@@ -92,6 +175,8 @@ def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]])
         return [f.result() for f in futures]
     finally:  # a failed partition fails the task now, not after the partitions queued behind it
         pool.shutdown(wait=False, cancel_futures=True)
+        if outbox is not None:
+            outbox.flush()
 
 
 def reduce_results(job: Job, *results: Any) -> dict[str, Any]:
