@@ -68,7 +68,7 @@ class AGI:
         settings = AppSettings(app_env)
         inputs = resolve_inputs(app_env, args, workers, scheduler, settings=settings)
         enabled = settings.cluster.mode if modes_enabled is None else modes.parse_mode(modes_enabled)
-        return await install_app(app_env, inputs.workers, enabled, bus, force=force)
+        return await install_app(app_env, inputs.workers, enabled, bus, force=force, scheduler=inputs.scheduler)
 
     # -- distribute ----------------------------------------------------------------------------------
     @staticmethod

@@ -42,7 +42,7 @@ from .env import AgiEnv
 from .events import EventBus, LogLine, StepEvent
 from .execute.common import child_env, read_lines
 from .fsutil import atomic_write_text
-from .hosts import is_local_host, validate_workers
+from .hosts import is_local_host, is_wildcard, parse_host_port, validate_workers
 from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
 from .results import HostInstall, InstallResult, StepResult
 from .runtime.lifecycle import die_with_parent, kill_group
@@ -723,14 +723,21 @@ async def _run_steps(env: AgiEnv, host: str, modes_enabled: int, bus: EventBus, 
     return HostInstall(host, True, str(plan.wenv), steps)
 
 
+def _answers(scheduler: str) -> bool:
+    from .execute.cluster import scheduler_reachable
+
+    return scheduler_reachable(scheduler)
+
+
 async def install_app(env: AgiEnv, workers: Mapping[str, int], modes_enabled: int, bus: EventBus, *,
-                      force: bool = False, ssh: Any = None) -> InstallResult:
+                      force: bool = False, ssh: Any = None, scheduler: str | None = None) -> InstallResult:
     """Provision the worker environment of every host in ``workers`` for the capabilities in ``modes_enabled``.
 
     Step failures are reported in the result (per host, naming the step), never raised; a bad worker
     map or mode is a ``ValueError``. ``force`` reinstalls even when nothing changed. Hosts that are not
     this machine are installed over SSH with ``ssh`` (:class:`~agilab_panel.remote.SshOptions`; default:
-    from the app's ``[cluster]`` settings).
+    from the app's ``[cluster]`` settings). A ``scheduler`` on another host (``host[:port]``) where none
+    answers yet is installed like a worker host: a run starts the scheduler there from that environment.
     """
     workers = validate_workers(workers)
     modes_enabled = parse_mode(modes_enabled)
@@ -741,8 +748,13 @@ async def install_app(env: AgiEnv, workers: Mapping[str, int], modes_enabled: in
         shared = await _install_local(env, local[0], modes_enabled, bus, force)
         hosts.update({h: shared for h in local})
     remote = [h for h in workers if h not in hosts]
+    if scheduler and not _answers(scheduler):  # someone's scheduler that answers is theirs: nothing to install
+        sched_host = parse_host_port(scheduler, 8786)[0]
+        if not is_local_host(sched_host) and not is_wildcard(sched_host.strip("[]")) and sched_host not in remote:
+            remote.append(sched_host)
     if remote:  # over SSH, each host its own environment (agilab_panel.remote)
         from .remote.install import install_remote_hosts
 
         hosts.update(await install_remote_hosts(env, remote, modes_enabled, bus, force=force, options=ssh))
-    return InstallResult(env.app, modes_enabled, {h: hosts[h] for h in workers}, time.perf_counter() - start)
+    return InstallResult(env.app, modes_enabled, {h: hosts[h] for h in [*workers, *(h for h in remote if h not in workers)]},
+                         time.perf_counter() - start)

@@ -81,6 +81,11 @@ def scheduler_interface(remote: list[str]) -> tuple[str, str | None]:
                     "workers reach it only if their network routes to it; otherwise they do not join")
 
 
+def _dask_settings() -> dict[str, str]:
+    """The Dask settings every cluster process gets, for the processes started on other hosts."""
+    return {k: v for k, v in dask_process_env(None).items() if k.startswith("DASK_DISTRIBUTED__")}
+
+
 def _quiet_distributed(verbose: int) -> None:
     """The in-process scheduler logs like a library, not on the user's terminal, unless verbose >= 3."""
     import logging
@@ -155,6 +160,7 @@ class WorkerCluster:
         self.dir = env.log_dir / "cluster" / (time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex())
         self.security: Any = None  # distributed Security (TLS) when workers run on other hosts
         self._remote: Any = None  # RemoteWorkers: the slots on other hosts
+        self._remote_scheduler: tuple[str, int] | None = None  # (host, port) of a scheduler we start on another host
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> WorkerCluster:
@@ -177,7 +183,8 @@ class WorkerCluster:
             self.address, self.external = f"tcp://{self.requested_scheduler}", True
             how = "connected"
         else:
-            if remote:  # TLS between hosts; the scheduler listens on the interface that reaches them only
+            self._remote_scheduler = self._scheduler_elsewhere()
+            if remote or self._remote_scheduler:  # TLS between hosts; listening on the interface that reaches them only
                 self._remote_setup(remote)
             else:
                 self._listen = self._listen_address()
@@ -187,7 +194,9 @@ class WorkerCluster:
         try:
             from distributed import Client
 
-            if not self.external and not self.persistent:  # in this process: one interpreter less to start
+            if self._remote_scheduler is not None:
+                self.address = await self._start_remote_scheduler()
+            elif not self.external and not self.persistent:  # in this process: one interpreter less to start
                 self.address = await self._start_scheduler()
             if not self.external and self.address is None:
                 self.address = await self._wait_scheduler_file()
@@ -213,9 +222,14 @@ class WorkerCluster:
 
         if self.persistent:
             raise RunError("a cluster kept across processes cannot have remote hosts yet: run without detaching",
-                           worker=remote[0])
+                           worker=(remote or ["scheduler"])[0])
         self.security = Security.temporary()
-        address, warning = scheduler_interface(remote)
+        if self._remote_scheduler:  # local workers listen where the scheduler's host reaches them
+            try:
+                _route_address(self._remote_scheduler[0])
+            except RunError as exc:
+                raise RunError(self._no_scheduler(str(exc))) from None
+        address, warning = scheduler_interface(([self._remote_scheduler[0]] if self._remote_scheduler else []) + remote)
         if warning:
             self._emit(LogLine(text=warning, source="scheduler", level="WARNING"))
         self._listen = (address, 0)
@@ -226,10 +240,40 @@ class WorkerCluster:
         from ..remote.errors import RemoteHostError
 
         try:
-            settings = {k: v for k, v in dask_process_env(None).items() if k.startswith("DASK_DISTRIBUTED__")}
-            await self._remote.start(self.address, self._tls_pem(), settings)
+            await self._remote.start(self.address, self._tls_pem(), _dask_settings())
         except RemoteHostError as exc:
             raise RunError(str(exc), worker=f"{exc.host}-0") from None
+
+    def _scheduler_elsewhere(self) -> tuple[str, int] | None:
+        """(host, port) of the requested scheduler when nothing answers there and it names another machine:
+        then the cluster starts it there over SSH."""
+        if not self.requested_scheduler:
+            return None
+        host, port = parse_host_port(self.requested_scheduler, 8786)
+        bare = host.strip("[]")
+        if is_loopback(bare) or is_wildcard(bare) or is_local_host(bare):
+            return None
+        return host, port or 8786
+
+    def _no_scheduler(self, why: str) -> str:
+        host = self._remote_scheduler[0] if self._remote_scheduler else "?"
+        return (f"no Dask scheduler answers at {self.requested_scheduler} and {host} is not this machine; "
+                f"starting one there over SSH failed: {why}")
+
+    async def _start_remote_scheduler(self) -> str:
+        """The scheduler on its host, like a remote worker (its worker environment, the watchdog, TLS); this
+        cluster's local workers find it through the scheduler file written here."""
+        from ..fsutil import atomic_write_text
+        from ..remote.errors import RemoteHostError
+
+        host, port = self._remote_scheduler  # type: ignore[misc]
+        try:
+            address = await self._remote.start_scheduler(host, port, self._tls_pem(), _dask_settings(), START_TIMEOUT)
+        except RemoteHostError as exc:
+            raise RunError(self._no_scheduler(str(exc))) from None
+        atomic_write_text(self.dir / "scheduler.json", json.dumps({"address": address}))
+        self._emit(LogLine(text=f"Dask scheduler started on {host} at {address}", source="scheduler"))
+        return address
 
     def _tls_pem(self) -> dict[str, str]:
         config = self.security.get_tls_config_for_role("worker")
@@ -258,9 +302,6 @@ class WorkerCluster:
         bare, port = host.strip("[]"), port or 0
         if is_loopback(bare):
             return bare, port
-        if not is_wildcard(bare) and not is_local_host(bare):
-            raise RunError(f"no Dask scheduler answers at {self.requested_scheduler} and {host} is not this machine: "
-                           "start the scheduler there, or leave the scheduler empty to start one here")
         where = "every interface" if is_wildcard(bare) else bare
         risk = (f"a Dask scheduler on {where} (port {port}) lets anyone who reaches it run code on this machine: "
                 "Dask has no login")

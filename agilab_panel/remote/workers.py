@@ -86,6 +86,7 @@ class RemoteWorkers:
         self.conns: dict[str, asyncssh.SSHClientConnection] = {}
         self.slots: dict[str, _Slot] = {}
         self.folders: dict[str, str] = {}  # host -> this cluster's folder there (certificates, scratch)
+        self.scheduler: _Slot | None = None  # the cluster's scheduler, when it runs on one of the hosts
 
     def _emit(self, event: Any) -> None:
         if self.bus is not None:
@@ -96,69 +97,106 @@ class RemoteWorkers:
         ``tls`` holds the PEM texts ``ca``, ``cert`` and ``key``."""
         await asyncio.gather(*(self._start_host(h, n, scheduler, tls, extra_env) for h, n in self.workers.items()))
 
-    async def _start_host(self, host: str, count: int, scheduler: str, tls: Mapping[str, str],
-                          extra_env: Mapping[str, str]) -> None:
+    async def _prepare(self, host: str, tls: Mapping[str, str]) -> tuple[asyncssh.SSHClientConnection, str, PurePosixPath]:
+        """The host's connection, worker Python and this cluster's folder there (certificates sent), once per host."""
+        if host in self.folders:  # prepared for the scheduler already
+            folder = PurePosixPath(self.folders[host])
+            return self.conns[host], str(folder.parent.parent / ".venv" / "bin" / "python"), folder
         conn = await connect(host, self.options, self.bus)
         self.conns[host] = conn
         home = str((await run_captured(conn, ["sh", "-c", 'echo "$HOME"'], host)).stdout).strip()
         wenv = remote_wenv(home, self.env.app)
         python = str(wenv / ".venv" / "bin" / "python")
         folder = wenv / "clusters" / self.run_dir
-        self.folders[host] = str(folder)
         async with conn.start_sftp_client() as sftp:
             if not await sftp.exists(python) or not await _installed(sftp, wenv / STATE_FILE):
                 raise RemoteHostError(host, "command-failed", f"app {self.env.app!r} is not installed there (no "
                                       f"complete install in {wenv}): run INSTALL with this worker map")
+            self.folders[host] = str(folder)  # removed at the end from here on
             await sftp.makedirs(str(folder / "work"), exist_ok=True)
             await sftp.chmod(str(folder), 0o700)
             for name, text in tls.items():
                 async with sftp.open(str(folder / f"{name}.pem"), "w", asyncssh.SFTPAttrs(permissions=0o600)) as f:
                     await f.write(text)
+        return conn, python, folder
+
+    def _tls_args(self, folder: PurePosixPath) -> list[str]:
+        return ["--tls-ca-file", str(folder / "ca.pem"), "--tls-cert", str(folder / "cert.pem"),
+                "--tls-key", str(folder / "key.pem")]
+
+    async def _launch(self, conn: asyncssh.SSHClientConnection, host: str, name: str, argv: list[str]) -> _Slot:
+        """Start ``argv`` (``env ... python -c WATCHDOG python -m ...``) with its output followed as ``name``."""
+        source = "scheduler" if name == "scheduler" else "worker"
+        self._emit(LogLine(text=f"[{host}] $ {command_line(argv[:3] + argv[5:7])} ...", source=source, host=name))
+        try:
+            proc = await conn.create_process(command_line(argv), encoding="utf-8", errors="replace")
+        except (asyncssh.Error, OSError) as exc:
+            raise RemoteHostError(host, "unreachable", f"lost while starting {name}: {exc}") from None
+        entry = _Slot(host, name, proc)
+        entry.pumps = [asyncio.create_task(self._pump(proc.stdout, name, source)),
+                       asyncio.create_task(self._pump(proc.stderr, name, source))]
+        return entry
+
+    async def start_scheduler(self, host: str, port: int, tls: Mapping[str, str], extra_env: Mapping[str, str],
+                              timeout: float = 60.0) -> str:
+        """Start the cluster's scheduler on ``host`` (from its worker environment, under the watchdog, TLS,
+        listening on that host's address only, HTTP on its loopback); returns its tls:// address."""
+        conn, python, folder = await self._prepare(host, tls)
+        sched_file = folder / "scheduler.json"
+        env = [f"{k}={v}" for k, v in extra_env.items()]
+        argv = ["env", *env, python, "-c", WATCHDOG, python, "-m", "distributed.cli.dask_scheduler",
+                "--host", host.strip("[]"), "--port", str(port), "--protocol", "tls", *self._tls_args(folder),
+                "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)]
+        self.scheduler = await self._launch(conn, host, "scheduler", argv)
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with conn.start_sftp_client() as sftp:
+            while True:
+                if self.scheduler.proc.exit_status is not None or self.scheduler.proc.is_closing():
+                    raise RemoteHostError(host, "command-failed", "the Dask scheduler exited while starting: see the Run logs")
+                with contextlib.suppress(asyncssh.SFTPError, ValueError, KeyError):
+                    async with sftp.open(str(sched_file)) as f:
+                        return str(json.loads(await f.read())["address"])
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RemoteHostError(host, "command-failed", f"the Dask scheduler did not start within {timeout:.0f}s")
+                await asyncio.sleep(0.1)
+
+    async def _start_host(self, host: str, count: int, scheduler: str, tls: Mapping[str, str],
+                          extra_env: Mapping[str, str]) -> None:
+        conn, python, folder = await self._prepare(host, tls)
+        wenv = folder.parent.parent
         env = [f"{k}={v}" for k, v in {**extra_env, "PYTHONPATH": str(wenv / "cython")}.items()]
         for i in range(count):
             slot = f"{host}-{i}"
             argv = ["env", *env, python, "-c", WATCHDOG, python, "-m", "distributed.cli.dask_worker", scheduler,
                     "--name", slot, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0",
                     "--host", host.strip("[]"), "--protocol", "tls", "--dashboard-address", "127.0.0.1:0",
-                    "--death-timeout", "60", "--local-directory", str(folder / "work"),
-                    "--tls-ca-file", str(folder / "ca.pem"), "--tls-cert", str(folder / "cert.pem"),
-                    "--tls-key", str(folder / "key.pem"), "--preload", self.env.spec.worker_module]
-            self._emit(LogLine(text=f"[{host}] $ {command_line(argv[:3] + argv[5:7])} ...", source="worker", host=slot))
-            try:
-                proc = await conn.create_process(command_line(argv), encoding="utf-8", errors="replace")
-            except (asyncssh.Error, OSError) as exc:
-                raise RemoteHostError(host, "unreachable", f"lost while starting worker {slot}: {exc}") from None
-            entry = _Slot(host, slot, proc)
-            entry.pumps = [asyncio.create_task(self._pump(proc.stdout, slot)),
-                           asyncio.create_task(self._pump(proc.stderr, slot))]
-            self.slots[slot] = entry
+                    "--death-timeout", "60", "--local-directory", str(folder / "work"), *self._tls_args(folder),
+                    "--preload", self.env.spec.worker_module]
+            self.slots[slot] = await self._launch(conn, host, slot, argv)
 
-    async def _pump(self, reader: asyncssh.SSHReader, slot: str) -> None:
+    async def _pump(self, reader: asyncssh.SSHReader, slot: str, source: str = "worker") -> None:
         from ..execute.cluster import _level
 
         with contextlib.suppress(asyncssh.Error, OSError):
             async for text in reader:
                 text = text.rstrip("\r\n")
-                self._emit(LogLine(text=text, source="worker", stream="stderr", level=_level(text), host=slot))  # type: ignore[arg-type]
+                self._emit(LogLine(text=text, source=source, stream="stderr", level=_level(text), host=slot))  # type: ignore[arg-type]
 
     def dead_slots(self) -> list[str]:
-        """Slots whose worker (or its SSH channel) has ended."""
-        return [s for s, e in self.slots.items() if e.proc.exit_status is not None or e.proc.is_closing()]
+        """Slots whose worker (or its SSH channel) has ended; ``scheduler`` when a remote scheduler has."""
+        entries = {**self.slots, **({"scheduler": self.scheduler} if self.scheduler else {})}
+        return [s for s, e in entries.items() if e.proc.exit_status is not None or e.proc.is_closing()]
 
     def alive(self) -> bool:
         return not self.dead_slots()
 
     async def close(self) -> None:
-        """End every remote worker: closing its channel makes its watchdog stop the process group."""
-        for entry in self.slots.values():
-            with contextlib.suppress(Exception):
-                entry.proc.stdin.write_eof()
-        for entry in self.slots.values():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(entry.proc.wait_closed(), 10)
-            entry.proc.close()
-            for pump in entry.pumps:
-                pump.cancel()
+        """End every remote worker, then the scheduler: closing a channel makes its watchdog stop the
+        process group."""
+        await self._end(list(self.slots.values()))
+        if self.scheduler is not None:
+            await self._end([self.scheduler])
+            self.scheduler = None
         for host, conn in self.conns.items():
             if host in self.folders:  # certificates and scratch space go with the cluster
                 with contextlib.suppress(Exception):
@@ -169,3 +207,16 @@ class RemoteWorkers:
                 await asyncio.wait_for(conn.wait_closed(), 10)
         self.slots.clear()
         self.conns.clear()
+        self.folders.clear()
+
+    @staticmethod
+    async def _end(entries: list[_Slot]) -> None:
+        for entry in entries:
+            with contextlib.suppress(Exception):
+                entry.proc.stdin.write_eof()
+        for entry in entries:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(entry.proc.wait_closed(), 10)
+            entry.proc.close()
+            for pump in entry.pumps:
+                pump.cancel()

@@ -26,7 +26,7 @@ import psutil
 
 from .proxy import ConnectProxy
 
-__all__ = ["SimHost", "SimHosts", "unavailable"]
+__all__ = ["SimHost", "SimHosts", "listening", "unavailable"]
 
 SSHD = "/usr/sbin/sshd"
 PYTHON = "/usr/bin/python3"
@@ -44,6 +44,38 @@ def unavailable() -> str | None:
     if not os.access(PYTHON, os.X_OK):
         return f"simulated SSH hosts need the machine's Python at {PYTHON}"
     return None
+
+
+def _address(hexed: str) -> str:
+    """An address of /proc/<pid>/net/tcp{,6}: hex, in 32-bit words of host byte order."""
+    raw = bytes.fromhex(hexed)
+    native = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words (x86, arm)
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, native)
+
+
+def listening(pids: set[int]) -> set[str]:
+    """Addresses the processes listen on (TCP), read in each process's own network namespace:
+    ``/proc/<pid>/net/tcp`` is that namespace's table (psutil reads this machine's only)."""
+    found = set()
+    for pid in pids:
+        try:
+            inodes = set()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:  # closed since the listing
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+            for table in ("tcp", "tcp6"):
+                with open(f"/proc/{pid}/net/{table}") as f:
+                    for line in f.readlines()[1:]:
+                        fields = line.split()
+                        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                            found.add(_address(fields[1].split(":")[0]))
+        except OSError:  # the process ended meanwhile
+            pass
+    return found
 
 
 def _run(*cmd: str) -> str:

@@ -16,7 +16,7 @@ from agilab_panel.execute.cluster import scheduler_interface
 from agilab_panel.execute.result import RunError
 from agilab_panel.settings import AppSettings
 
-from .simhosts import SimHosts
+from .simhosts import SimHosts, listening
 from .test_install_remote import APP, MODES, until_no_processes
 
 pytestmark = pytest.mark.integration
@@ -103,19 +103,6 @@ async def main():
     await asyncio.sleep(600)
 asyncio.run(main())
 """
-
-
-def listening(pids: set[int]) -> set[str]:
-    """Addresses the processes listen on (read in each process's own network namespace)."""
-    import psutil
-
-    found = set()
-    for pid in pids:
-        try:
-            found |= {c.laddr.ip for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
-        except psutil.Error:
-            pass
-    return found
 
 
 async def test_remote_workers_end_when_their_controller_is_killed(cluster_home: SimHosts) -> None:
@@ -219,3 +206,31 @@ def test_the_scheduler_listens_on_the_route_to_the_hosts_and_says_when_one_is_el
     address, warning = scheduler_interface([a.address, "127.0.0.2"])  # reached through loopback, not the bridge
     assert address == sim_hosts.gateway
     assert "127.0.0.2 via 127.0.0.1" in warning
+
+
+async def test_a_scheduler_named_on_a_host_is_started_there_and_ended(cluster_home: SimHosts, live_children) -> None:
+    env = AgiEnv(APP, verbose=0)
+    a, b = cluster_home.hosts
+    workers = {"127.0.0.1": 1, a.address: 1}  # this machine and one host; the scheduler on the other
+    installed = await AGI.install(env, scheduler=f"{b.address}:8786", workers=workers, modes_enabled=MODES,
+                                  events=EventBus())
+    assert installed.ok and list(installed.hosts) == ["127.0.0.1", a.address, b.address]  # the scheduler's host too
+    expected = frame((await AGI.run(env, RunRequest(params=ARGS, workers=workers, mode=0), events=EventBus())).output)
+    before = live_children()
+    bus = EventBus()
+    during: dict[str, object] = {}
+
+    def on_event(event: object) -> None:
+        if isinstance(event, PartitionEvent) and event.state == "started" and not during:
+            during.update(processes=b.processes(), listening=listening(b.pids()))
+
+    bus.add_listener(on_event)
+    request = RunRequest(params=ARGS, workers=workers, scheduler=f"{b.address}:8786", mode=AGI.DASK_MODE)
+    result = await AGI.run(env, request, events=bus, keep_cluster=False)
+    pd.testing.assert_frame_equal(frame(result.output), expected)
+    assert any("distributed.cli.dask_scheduler" in p for p in during["processes"]), during  # type: ignore[union-attr]
+    assert during["listening"] == {b.address, "127.0.0.1"}  # its own address; HTTP on its loopback
+    assert any(line.text == f"Dask scheduler started on {b.address} at tls://{b.address}:8786" for line in bus.logs())
+    assert {p.worker for p in result.partitions} == {"127.0.0.1-0", f"{a.address}-0"}
+    assert await until_no_processes(cluster_home) == []  # the scheduler's host too
+    assert live_children() <= before
