@@ -16,6 +16,7 @@ inputs changed, so a re-install with nothing changed is the checks and one state
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import platform
 import sys
@@ -40,9 +41,10 @@ from .commands import run_streamed
 from .connect import connect
 from .errors import RemoteHostError
 from .options import SshOptions, check_remote_path
+from .status import record_failed_checks, record_host_install, remote_install_record
 from .wheels import WheelBuilder, tree_digest
 
-__all__ = ["install_remote_hosts", "remote_share", "remote_wenv"]
+__all__ = ["install_remote_hosts", "python_warning", "remote_share", "remote_wenv"]
 
 _UV_ENV = ["env", "UV_PYTHON_DOWNLOADS=never", "UV_NO_PROGRESS=1"]
 # Moves each built kernel (argv[3:]) from the build folder (argv[1]) into the kernel folder (argv[2]).
@@ -259,6 +261,11 @@ class _Host:
         return f"imports {worker}"
 
     # -- state -------------------------------------------------------------------------------------
+    async def save_state(self, state: dict[str, Any]) -> None:
+        """Write the host's install state there, and its mirror here (what a page reads, not the host)."""
+        await self.write(self.plan.wenv / STATE_FILE, json.dumps(state, indent=2))
+        record_host_install(self.env, self.plan.host, state, self.plan.facts)
+
     async def read_state(self) -> dict[str, Any]:
         try:
             async with self.sftp.open(str(self.plan.wenv / STATE_FILE)) as f:
@@ -298,7 +305,6 @@ async def _steps(runner: _Host, modes_enabled: int, force: bool, steps: list[Ste
     state = {"schema": STATE_SCHEMA, "ok": False, "app": runner.env.app, "host": host, "modes_enabled": modes_enabled,
              "fingerprint": plan.fingerprint, "steps": saved, "python": runner.python, "cython_modules": list(plan.modules),
              "requirements": list(plan.requirements), "engine_python": sys.version.split()[0]}
-    state_path = plan.wenv / STATE_FILE
     changed = False
     for name, fp in plan.steps.items():
         if saved.get(name) == fp:
@@ -308,17 +314,18 @@ async def _steps(runner: _Host, modes_enabled: int, force: bool, steps: list[Ste
             saved = {k: v for k, v in saved.items() if k == "uv"}
         saved.pop(name, None)
         changed = True
-        await runner.write(state_path, json.dumps({**state, "steps": saved}, indent=2))
+        await runner.save_state({**state, "steps": saved})
         ok, detail = await timed_step(bus, host, name, actions[name], steps, (_StepFailed, RemoteHostError))
         if not ok:
             error = f"host {host}: step '{name}' failed: {detail.removeprefix(f'host {host}: ')}"
             bus.log(error, level="ERROR", source="install", host=host, step=name)
-            await runner.write(state_path, json.dumps({**state, "steps": saved, "failed_step": name, "error": error}))
+            await runner.save_state({**state, "steps": saved, "failed_step": name, "error": error})
             return HostInstall(host, False, where, steps, error)
         saved[name] = fp
     if changed or not previous.get("ok") or previous.get("fingerprint") != plan.fingerprint:
-        await runner.write(state_path, json.dumps({**state, "steps": saved, "ok": True, "installed_at": time.time()},
-                                                  indent=2))
+        await runner.save_state({**state, "steps": saved, "ok": True, "installed_at": time.time()})
+    elif remote_install_record(runner.env, host) != {**previous, "facts": dataclasses.asdict(plan.facts)}:
+        record_host_install(runner.env, host, previous, plan.facts)  # nothing to do there: record it here
     return HostInstall(host, True, where, steps)
 
 
@@ -331,7 +338,7 @@ async def _install_host(env: AgiEnv, host: str, modes_enabled: int, bus: EventBu
         check_remote_path(share, host, "share")
         conn = await connect(host, options, bus)
     except RemoteHostError as exc:
-        return _failed_ssh(host, str(exc), time.perf_counter() - start, bus, str(env.wenv_path(host)))
+        return _failed_ssh(host, str(exc), time.perf_counter() - start, bus, env)
     try:
         facts = await probe(conn, host, share)
         plan = _plan(env, modes_enabled, facts)
@@ -339,16 +346,16 @@ async def _install_host(env: AgiEnv, host: str, modes_enabled: int, bus: EventBu
         detail = f"{facts.user}@{host}: Python {facts.python_version}, share {share} writable"
         steps.append(StepResult("ssh", True, seconds, detail=detail))
         bus.emit(StepEvent(host=host, step="ssh", state="done", seconds=seconds, detail=detail))
-        if facts.python_version.rsplit(".", 1)[0] != "{}.{}".format(*sys.version_info[:2]):
-            bus.log(f"host {host} runs Python {facts.python_version}, the engine {sys.version.split()[0]}: pickled "
-                    "results may not cross between them", level="WARNING", source="install", host=host)
+        warning = python_warning(host, facts.python_version)
+        if warning:
+            bus.log(warning, level="WARNING", source="install", host=host)
         local_lock = env.wenv_path(host)
         local_lock.mkdir(parents=True, exist_ok=True)
         async with _locked(local_lock / "install.lock", bus, host, env.app), conn.start_sftp_client() as sftp:
             return await _steps(_Host(env, plan, conn, sftp, bus, wheels), modes_enabled, force, steps)
     except RemoteHostError as exc:
         if not steps:
-            return _failed_ssh(host, str(exc), time.perf_counter() - start, bus, str(env.wenv_path(host)))
+            return _failed_ssh(host, str(exc), time.perf_counter() - start, bus, env)
         return HostInstall(host, False, str(env.wenv_path(host)), steps, str(exc))
     except (asyncssh.Error, OSError) as exc:
         error = f"host {host}: install failed: {type(exc).__name__}: {exc}"
@@ -358,7 +365,26 @@ async def _install_host(env: AgiEnv, host: str, modes_enabled: int, bus: EventBu
         conn.close()
 
 
-def _failed_ssh(host: str, error: str, seconds: float, bus: EventBus, wenv: str) -> HostInstall:
+def python_warning(host: str, version: str) -> str | None:
+    """What a host's Python other than the engine's means for a run (None when they are the same).
+
+    The worker environment pins every package to the engine's versions, but it is made from the host's
+    own Python: Dask compares the Python versions too, so its workers there log "Mismatched versions
+    found" with a ``python`` row. Between patch releases of one minor version that is harmless.
+    """
+    engine = "{}.{}.{}".format(*sys.version_info[:3])
+    if version == engine:
+        return None
+    logged = (f"host {host} runs Python {version}, the engine {engine}: Dask's workers there log \"Mismatched "
+              "versions found\" for python (the packages are the engine's versions)")
+    if version.rsplit(".", 1)[0] == engine.rsplit(".", 1)[0]:
+        return f"{logged}; patch releases of one Python minor version run together"
+    return f"{logged}; pickled results may not cross between them: give the host Python {engine.rsplit('.', 1)[0]}"
+
+
+def _failed_ssh(host: str, error: str, seconds: float, bus: EventBus, env: AgiEnv) -> HostInstall:
+    record_failed_checks(env, host, error)
+    wenv = str(env.wenv_path(host))
     bus.emit(StepEvent(host=host, step="ssh", state="failed", seconds=seconds, detail=error))
     bus.log(error, level="ERROR", source="install", host=host, step="ssh")
     return HostInstall(host, False, wenv, [StepResult("ssh", False, seconds, detail=error)], error)

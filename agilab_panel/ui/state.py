@@ -101,7 +101,8 @@ class OrchestrateState(param.Parameterized):
 
     def _follow_modes(self) -> None:
         if self.settings is not None:
-            self.settings.cluster.param.watch(lambda *_: self.refresh_install(), ["pool", "cython", "rapids", "cluster_enabled"])
+            self.settings.cluster.param.watch(lambda *_: self.refresh_install(),
+                                              ["pool", "cython", "rapids", "cluster_enabled", "workers"])
 
     def refresh_from_disk(self) -> list[str]:
         """Take in what another session or the command line saved for this app since this session read it
@@ -126,9 +127,7 @@ class OrchestrateState(param.Parameterized):
             self.benchmark_result = None
             self.param.trigger("benchmark_result")  # views read benchmark.json again
         if not self.busy:
-            from ..install import check_install
-
-            reason = check_install(env, self.settings.cluster.mode if self.settings else 0)
+            reason = self._install_reason()
             if (reason is None) != self.installed or (reason or "") != self.install_note:
                 changed.append("install")
                 self.refresh_install()
@@ -148,12 +147,18 @@ class OrchestrateState(param.Parameterized):
         finally:
             self.reloading = False
 
-    def refresh_install(self) -> None:
-        """Run is enabled while a previous INSTALL still covers the modes the toggles select."""
-        from ..install import check_install
+    def _install_reason(self) -> str | None:
+        """Why the worker map in use is not installed for the modes the toggles select (None: it is)."""
+        from ..installed import check_workers_install
 
-        modes = self.settings.cluster.mode if self.settings else 0
-        reason = check_install(self.env, modes)
+        cluster = self.settings.cluster if self.settings else None
+        workers = dict(cluster.workers) if cluster is not None else {"127.0.0.1": 1}
+        return check_workers_install(self.env, workers, cluster.mode if cluster is not None else 0)
+
+    def refresh_install(self) -> None:
+        """Run is enabled while a previous INSTALL still covers the worker map and the modes the toggles
+        select (this machine's environment and each remote host's, as recorded here)."""
+        reason = self._install_reason()
         self.installed = reason is None
         self.install_note = "" if reason is None else reason
         self._warm()
