@@ -44,6 +44,8 @@ class LoadDataSection(pn.viewable.Viewer):
     note says a newer output exists), pressing LOAD DATA again does. Choosing another app clears it.
     """
 
+    follows_app = True  # the page keeps it across an app switch: it shows whatever app the state loads
+
     frame = param.DataFrame(default=None, allow_None=True, doc="The dataframe previewed.")
     path = param.String(default="", doc="The output file previewed.")
 
@@ -104,8 +106,12 @@ class LoadDataSection(pn.viewable.Viewer):
 
     def _on_env(self, *_events: Any) -> None:
         self._loaded_at = 0.0
-        self.param.update(frame=None, path="")
         self._error.visible = self._newer.visible = False
+        self._details.objects = []
+        changed = self.frame is not None
+        self.param.update(frame=None, path="")
+        if not changed:
+            self._show()  # the empty state again, in place of the previous app's error
 
     def _on_run_result(self, *_events: Any) -> None:
         result = self.state.run_result
@@ -149,6 +155,8 @@ class LoadDataSection(pn.viewable.Viewer):
 class PrepareDataSection(pn.viewable.Viewer):
     """Choose columns of the latest output and write them to ``export.csv`` for Pipeline and Analysis."""
 
+    follows_app = True  # the page keeps it across an app switch: it shows whatever app the state loads
+
     columns = param.List(default=[], item_type=str, doc="Columns of the latest output.")
     source = param.String(default="", doc="The output file the columns come from.")
     written = param.String(default="", doc="The export.csv last written.")
@@ -185,8 +193,15 @@ class PrepareDataSection(pn.viewable.Viewer):
         )
         self.selector.param.watch(self._on_selection, "value")
         self._state_watchers = Watchers()
+        self._state_watchers.watch(state, self._forget, ["env"])
         self._state_watchers.watch(state, lambda *_: self.refresh(), ["env", "run_result"])
         self.refresh()
+
+    def _forget(self, *_events: Any) -> None:
+        """Another app: the export written for the previous one is not this app's."""
+        self.written = ""
+        self._result.visible = False
+        self._details.objects = []
 
     def refresh(self) -> None:
         """Read the columns of the latest output (its schema only); keep the chosen ones that still exist."""

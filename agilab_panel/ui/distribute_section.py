@@ -117,7 +117,7 @@ class ArgsEditor(pn.viewable.Viewer):
         self._layout = pn.Card(self._body, title="args", sizing_mode="stretch_width", collapsible=True)
         self._base: dict[str, Any] = {}  # the saved [args] the draft started from
         self._state_watchers, self._model_watchers = Watchers(), Watchers()
-        self._state_watchers.watch(state, self._rebuild, ["settings"])
+        self._state_watchers.watch(state, self._rebuild, ["settings", "env"])
         self._state_watchers.watch(state, self._refresh_metrics, ["run_result"])
         self._rebuild()
 
@@ -391,6 +391,7 @@ class WorkplanEditor(pn.viewable.Viewer):
         self._layout = pn.Card(self._empty, self._content, title="Workplan", sizing_mode="stretch_width",
                                collapsible=True)
         self._state_watchers.watch(state, self._load, ["plan"])
+        self._state_watchers.watch(state, lambda *_: setattr(self, "message", ""), ["env"])
         self._load()
 
     def _frame(self) -> pd.DataFrame:
@@ -477,6 +478,8 @@ class WorkplanEditor(pn.viewable.Viewer):
 class DistributeSection(pn.viewable.Viewer):
     """The "Distribute" card: "<module> args" and "Distribute details" (snippet, CHECK DISTRIBUTE,
     "Distribution tree", "Workplan")."""
+
+    follows_app = True  # the page keeps it across an app switch: it shows whatever app the state loads
 
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)

@@ -18,6 +18,8 @@ __all__ = ["NotebookSection"]
 class NotebookSection(pn.viewable.Viewer):
     """A download button writing the notebook (INSTALL, CHECK distribute and RUN cells) for the current settings."""
 
+    follows_app = True  # the page keeps it across an app switch: it shows whatever app the state loads
+
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
@@ -37,11 +39,18 @@ class NotebookSection(pn.viewable.Viewer):
             title="Notebook", sizing_mode="stretch_width", collapsible=True,
         )
         self._watcher = state.param.watch(self._refresh, ["env", "settings", "benchmark_all"])
+        self._env_watcher = state.param.watch(self._forget, ["env"])
         self._refresh()
 
     def _filename(self) -> str:
         app = self.state.env.app if self.state.env is not None else "app"
         return f"{app}_orchestrate.ipynb"
+
+    def _forget(self, *_events: Any) -> None:
+        """Another app: what the last export of the previous one said is not this app's."""
+        self._saved.object = ""
+        self._error.visible = False
+        self._details.objects = []
 
     def _refresh(self, *_events: Any) -> None:
         self.download.filename = self._filename()
@@ -74,6 +83,7 @@ class NotebookSection(pn.viewable.Viewer):
         """Stop following the state (the section is being dropped)."""
         if self._watcher is not None:
             self.state.param.unwatch(self._watcher)
+            self.state.param.unwatch(self._env_watcher)
             self._watcher = None
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -3,6 +3,8 @@
 System settings and Install are built with the page (they are what a visitor sees first); the sections
 below them start as collapsed cards and are built the first time they are opened, so the first render
 costs little more than a bare page. A successful INSTALL opens Run, as the reference page does.
+Choosing another app keeps the sections that follow the state by themselves (their widgets stay, their
+values change) and builds again only those holding the previous app's live views (Install, Run).
 """
 from __future__ import annotations
 
@@ -161,6 +163,11 @@ class _LazySection:
             layout.collapsed = False
 
 
+def _follows_app(section: Any) -> bool:
+    """The section shows whichever app the state loads (its class sets ``follows_app``)."""
+    return section is not None and bool(getattr(section, "follows_app", False))
+
+
 def _short(path: Any) -> str:
     """A path as the user knows it: ``~/...`` under the home folder."""
     from pathlib import Path
@@ -246,11 +253,15 @@ class OrchestratePage(pn.viewable.Viewer):
             args.param.watch(saved, "saved")
 
     def _closing_app(self, *_events: Any) -> None:
-        """Before the state loads another app: close every section, so none follows the state any more."""
+        """Before the state loads another app: close every section that cannot follow it, so none of them
+        follows the state any more. A section whose class says ``follows_app`` stays: it shows the new app
+        from the state's params itself, and keeping its widgets spares the page building them again."""
         self._reopen |= {key for key, slot in self.slots.items()  # |=: a refused app switches back inside
-                         if slot.spec.eager or not self.lazy or (slot.built and self._is_open(slot))}
+                         if (slot.spec.eager or not self.lazy or (slot.built and self._is_open(slot)))
+                         and not _follows_app(slot.section)}
         for key, slot in self.slots.items():
-            slot.drop(reopen=key in self._reopen)
+            if not _follows_app(slot.section):
+                slot.drop(reopen=key in self._reopen)
 
     def _app_loaded(self, *_events: Any) -> None:
         """The new app is loaded: build again the sections that were open, each showing its own state."""

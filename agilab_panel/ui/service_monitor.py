@@ -146,7 +146,19 @@ class ServiceMonitor(pn.viewable.Viewer):
         show_when(self._plots, [self._ages_pane, self._counts_pane], self._seen_data)
         show_when(self._table_box, [self.table], bool(rows))
 
-    @param.depends("status", "message", "queue", watch=True)
+    def follow(self, share: str | os.PathLike, app: str) -> None:
+        """Show the service of another ``app`` (under ``share``) from now on: nothing of the previous one stays
+        (its table, its plotted history); a view being watched reads the new one at once."""
+        self._origin, self._seen_data = time.time(), False
+        self.ages.clear()
+        self.counts.clear()
+        self.table.value = health_frame([])
+        self.param.update(share=os.fspath(share), app=app, status="", message="", queue={}, rows=[])
+        self._empty.visible, self._plots.visible, self._table_box.visible = True, False, False
+        if self.watching:
+            self.tick()
+
+    @param.depends("app", "status", "message", "queue", watch=True)
     def _show_status(self) -> None:
         if not self.status:
             self._status.object = f"Service of **{self.app}**: not read yet."

@@ -116,6 +116,7 @@ class ServiceSection(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         self.control = ServiceControl(state)
+        self._app = state.env.app
         self.monitor = ServiceMonitor(str(state.env.share), state.env.app)
         self._state_watchers, self._own = Watchers(), Watchers()
         self.snippet = SnippetView(state, "serve", render=lambda settings: service_snippet(
@@ -149,9 +150,24 @@ class ServiceSection(pn.viewable.Viewer):
         self._own.watch(self.control, self._after_action, ["busy"])
         self._own.watch(self._layout, self._visibility, ["collapsed"])
         self._own.watch(self._settings_card, self._build_settings, ["collapsed"])
+        self._state_watchers.watch(state, self._follow_env, ["env"])
         self._state_watchers.watch(state, self._build_settings, ["settings", "env"])
         self._build_settings()
         self._show_outcome()
+
+    @property
+    def follows_app(self) -> bool:
+        """The page keeps the section across an app switch, unless an action runs: its outcome belongs to the
+        app it ran for, so the page closes the section and builds a new one for the new app."""
+        return not self.control.busy
+
+    def _follow_env(self, *_events: Any) -> None:
+        env = self.state.env
+        if env is None or env.app == self._app:  # the same app read again (a reseed): same service
+            return
+        self._app = env.app
+        self.control.param.update(outcome="", ok=True, error_details="", last_submission="")
+        self.monitor.follow(str(env.share), env.app)
 
     # -- actions and their outcome -------------------------------------------------------------------------
     def _clicked(self, action: str) -> Any:

@@ -92,6 +92,7 @@ class SystemSettingsSection(pn.viewable.Viewer):
     """
 
     saved_note = param.String(default="", doc="What the last save wrote (or why it could not).")
+    follows_app = True  # the page keeps it across an app switch: it shows whatever app the state loads
 
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)

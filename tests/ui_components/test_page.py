@@ -66,12 +66,13 @@ def test_template_and_sidebar(page: OrchestratePage) -> None:
     assert "Settings loaded" in text and "Installed" in text and "app_settings.toml" in text
 
 
-def test_app_change_rebuilds_the_sections(page: OrchestratePage) -> None:
+def test_app_change_rebuilds_the_sections_that_cannot_follow_it(page: OrchestratePage) -> None:
     run = page.section("run")
     settings = page.slots["settings"].section
     page.app_select.value = "flight_telemetry"
     assert page.state.env.app == "flight_telemetry"
-    assert page.slots["settings"].section is not settings  # open sections are rebuilt for the new app
+    assert page.slots["settings"].section is settings  # it follows the state: kept, showing the new app
+    assert settings.widgets and settings.state.settings.env.app == "flight_telemetry"
     assert page.slots["run"].built and page.slots["run"].section is not run  # it was open: rebuilt, not kept
     assert "## flight_telemetry" in page._heading.object
 
@@ -152,11 +153,11 @@ def test_notebook_embedding_runs(tmp_path: Path) -> None:
 def test_dropped_sections_stop_following_the_state(page: OrchestratePage) -> None:
     run = page.section("run")
     load = page.section("load_data")
-    page.app_select.value = "flight_telemetry"  # both sections are dropped and rebuilt
+    page.app_select.value = "flight_telemetry"  # Run is dropped and rebuilt, LOAD DATA follows the new app
     before = run.snippet.code
     page.state.benchmark_all = not page.state.benchmark_all
     assert run.snippet.code == before  # the old Run section no longer reacts
-    assert page.slots["load_data"].section is not load
+    assert page.slots["load_data"].section is load and load._state_watchers._items
 
 
 def test_the_page_needs_nothing_from_other_hosts(minimal_state: OrchestrateState) -> None:
@@ -194,6 +195,6 @@ def test_an_app_switch_changes_each_open_slot_once(page: OrchestratePage) -> Non
     page.app_select.value = "flight_telemetry"
     new = page.slots["run"].section
     assert new is not run and [objs for k, objs in shown if k == "run"] == [[new._layout]]  # no placeholder between
-    assert [k for k, _ in shown].count("settings") == 1
+    assert [k for k, _ in shown].count("settings") == 0  # it follows the app in place: its slot is untouched
     assert not [k for k, _ in shown if k == "notebook"]  # never opened: its placeholder stays as it was
     assert page.slots["notebook"].slot.objects == [page.slots["notebook"].placeholder]
