@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from agilab_panel import AGI, AgiEnv
 from agilab_panel.events import EventBus, LogLine, StepEvent
+from agilab_panel.installed import check_workers_install
+from agilab_panel.remote.status import RECORD_FILE
 from agilab_panel.settings import AppSettings
 
 from .simhosts import SimHosts
@@ -59,6 +62,14 @@ async def test_cold_then_warm_install_on_two_hosts(ssh_env: SimHosts) -> None:
         assert {e.step for e in streamed} >= {"uv", "venv", "runtime", "app", "cython", "check"}
         assert any(e.step == "check" and "imported flight_telemetry.worker" in e.text for e in streamed)
     assert await until_no_processes(ssh_env) == []
+    env, hosts = AgiEnv(APP, verbose=0), workers(ssh_env)
+    assert check_workers_install(env, hosts, MODES) is None  # recorded here: no SSH to answer it
+    for host in ssh_env.hosts:  # INSTALL says when a host's Python is not the engine's (Dask's workers will)
+        version = result.hosts[host.address].steps[0].detail.split("Python ")[1].split(",")[0]
+        warned = [line.text for line in bus.logs() if line.host == host.address and "Mismatched versions" in line.text]
+        assert len(warned) == (version != "{}.{}.{}".format(*sys.version_info[:3])), (version, warned)
+    (env.wenv_path(ssh_env.hosts[0].address) / RECORD_FILE).unlink()
+    assert f"on host {ssh_env.hosts[0].address} is not installed" in check_workers_install(env, hosts, MODES)
 
     again, bus = await install(ssh_env)
     assert again.ok, again.errors
@@ -69,6 +80,7 @@ async def test_cold_then_warm_install_on_two_hosts(ssh_env: SimHosts) -> None:
     commands = [e.text for e in bus.history if isinstance(e, LogLine) and " $ " in e.text]
     assert commands == []  # nothing beyond the checks ran on the hosts
     assert [e.state for e in bus.history if isinstance(e, StepEvent) and e.step == "ssh"].count("done") == 2
+    assert check_workers_install(env, hosts, MODES) is None  # the record is back, from the host's own state
 
 
 async def test_a_host_that_fails_its_checks_does_not_stop_the_other(ssh_env: SimHosts, tmp_path: Path) -> None:
@@ -80,3 +92,5 @@ async def test_a_host_that_fails_its_checks_does_not_stop_the_other(ssh_env: Sim
     assert result.hosts[a.address].error.startswith(f"host {a.address}: host key unknown")
     assert result.hosts[b.address].ok
     assert [s.name for s in result.hosts[a.address].steps] == ["ssh"]
+    reason = check_workers_install(AgiEnv(APP, verbose=0), workers(ssh_env), MODES)
+    assert reason == f"app {APP!r} on host {a.address} is not installed: run INSTALL"  # b is, a never was here
