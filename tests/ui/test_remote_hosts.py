@@ -183,6 +183,13 @@ def test_install_and_a_cluster_run_on_two_hosts(browser: Any, served: Served, si
         assert {f"{h}-0" for h in addresses} <= workers, workers  # the plot has a slot on each host
         assert not {w for w in workers if not w.startswith(tuple(addresses))}, workers  # and none elsewhere
         shot(page, "remote-03-run-done", page.get_by_text(re.compile(r"RUN done in")).first)
+        # installed: the map's hosts are (each one's INSTALL recorded here), though this machine is not
+        page.locator("li.done", has_text="Installed").wait_for(timeout=30_000)
+        assert run.is_enabled()
+        # the rows of Dask's "Mismatched versions found" tables the hosts' workers logged: at most the Python
+        # (a host's own, when it is another release than the engine's: INSTALL says so), never a package
+        rows = [t for t in page.locator(".log .line .x").all_inner_texts() if re.match(r"\| (?!Package )", t)]
+        assert {r.split("|")[1].strip() for r in rows} <= {"python"}, rows
         assert_clean(page)
         served.assert_log_clean(start)
     finally:
