@@ -18,7 +18,7 @@ from ..agi import AGI
 from ..apps import AppError, discover_apps
 from ..env import AgiEnv
 from ..events import EventBus
-from ..modes import benchmark_modes
+from ..modes import DASK_MODE, benchmark_modes
 from ..request import RunRequest
 from ..settings import AppSettings
 from .file_versions import FileVersions
@@ -68,6 +68,7 @@ class OrchestrateState(param.Parameterized):
         self._versions: FileVersions | None = None
         self.reloading = False  # True while the settings file is read into the models: nothing saves them then
         self.param.watch(self._load_app, ["app"], precedence=self.SWITCH_PRECEDENCE)
+        self.param.watch(lambda *_: self.refresh_install(), ["benchmark_all"])
         # A served session shares one runner per app with the other sessions, held only while its
         # page is open in a browser (see open_page); without ``runners`` this process warms directly.
         self._runners = runners
@@ -153,7 +154,11 @@ class OrchestrateState(param.Parameterized):
 
         cluster = self.settings.cluster if self.settings else None
         workers = dict(cluster.workers) if cluster is not None else {"127.0.0.1": 1}
-        return check_workers_install(self.env, workers, cluster.mode if cluster is not None else 0)
+        mode = cluster.mode if cluster is not None else 0
+        reasons = [check_workers_install(self.env, workers, mode)]
+        if self.benchmark_all and mode & DASK_MODE:  # the benchmark times the modes without Dask too: run here
+            reasons.append(check_workers_install(self.env, workers, mode & ~DASK_MODE))
+        return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
 
     def refresh_install(self) -> None:
         """Run is enabled while a previous INSTALL still covers the worker map and the modes the toggles

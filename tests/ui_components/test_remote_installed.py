@@ -23,3 +23,14 @@ def test_the_installed_tick_follows_each_remote_hosts_record(minimal_state: Orch
     assert '<li class="todo"><span class="mark">○</span>Installed</li>' in page._checklist.object
     state.settings.cluster.workers = {A: 2}  # B is no longer in the map
     assert state.installed
+
+
+def test_benchmarking_all_modes_needs_this_machine_too(minimal_state: OrchestrateState) -> None:
+    state = minimal_state
+    record(state.env, A)
+    state.settings.cluster.param.update(workers={A: 1}, cluster_enabled=True)
+    assert state.installed
+    state.benchmark_all = True  # mode 0 runs on this machine, which has no worker environment here
+    assert not state.installed and "on host localhost is not installed" in state.install_note
+    state.benchmark_all = False
+    assert state.installed
