@@ -158,6 +158,8 @@ def test_install_and_a_cluster_run_on_two_hosts(browser: Any, served: Served, si
         if cluster.get_attribute("aria-checked") != "true":
             cluster.click()
         page.get_by_text(re.compile(r"Run mode 4: dask")).first.wait_for()
+        trust_new = page.get_by_role("switch", name="Trust new SSH hosts on first use")  # named, off by default
+        assert trust_new.get_attribute("aria-checked") == "false"
 
         page.get_by_role("button", name="INSTALL", exact=True).click()
         page.get_by_text("Ready.").first.wait_for(timeout=1_200_000)
