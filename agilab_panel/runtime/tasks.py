@@ -8,6 +8,7 @@ at most every ``FLUSH_INTERVAL``. The reduce task calls ``work_done`` with every
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -72,7 +73,8 @@ class _Outbox:
         while True:
             self.pending.wait()
             time.sleep(FLUSH_INTERVAL)
-            self.flush()
+            with contextlib.suppress(Exception):  # a worker closing: its tasks' own flush reports it
+                self.flush()
 
 
 _outbox: _Outbox | None = None
