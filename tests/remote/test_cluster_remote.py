@@ -97,7 +97,8 @@ import asyncio, json, sys
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
 async def main():
     env = AgiEnv(sys.argv[1], verbose=0)
-    request = RunRequest(params=json.loads(sys.argv[2]), workers=json.loads(sys.argv[3]), mode=AGI.DASK_MODE)
+    request = RunRequest(params=json.loads(sys.argv[2]), workers=json.loads(sys.argv[3]), mode=AGI.DASK_MODE,
+                         scheduler=sys.argv[4] or None)
     await AGI.run(env, request, events=EventBus(), keep_cluster=True)
     print("ready", flush=True)
     await asyncio.sleep(600)
@@ -105,22 +106,29 @@ asyncio.run(main())
 """
 
 
-async def test_remote_workers_end_when_their_controller_is_killed(cluster_home: SimHosts) -> None:
+@pytest.mark.parametrize("scheduler_on_b", [False, True], ids=["scheduler here", "scheduler on a host"])
+async def test_remote_workers_end_when_their_controller_is_killed(cluster_home: SimHosts, scheduler_on_b: bool) -> None:
     import json
     import signal
     import sys
 
+    b = cluster_home.hosts[1]
     workers = {h.address: 1 for h in cluster_home.hosts}
+    scheduler = f"{b.address}:8786" if scheduler_on_b else ""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _CONTROLLER, APP, json.dumps(ARGS),
-                                                json.dumps(workers), stdout=asyncio.subprocess.PIPE)
+                                                json.dumps(workers), scheduler, stdout=asyncio.subprocess.PIPE)
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 600)
         assert line.strip() == b"ready"
         for host in cluster_home.hosts:  # a kept cluster: each host runs its worker
             assert any("distributed.cli.dask_worker" in p for p in host.processes()), host.processes()
-            assert listening(host.pids()) <= {host.address, "127.0.0.1"}  # its own address; HTTP on loopback
-        assert listening({proc.pid}) <= {cluster_home.gateway, "127.0.0.1"}  # the scheduler: the hosts' side only
-        assert cluster_home.gateway in listening({proc.pid})
+            assert listening(host.pids()) == {host.address, "127.0.0.1"}  # its own address; HTTP on loopback
+        assert any("distributed.cli.dask_scheduler" in p for p in b.processes()) == scheduler_on_b
+        here = listening({proc.pid})
+        if scheduler_on_b:  # nothing of the cluster listens in the controlling process
+            assert here <= {"127.0.0.1"}
+        else:  # the scheduler: the hosts' side only
+            assert here <= {cluster_home.gateway, "127.0.0.1"} and cluster_home.gateway in here
         proc.send_signal(signal.SIGKILL)  # no chance to stop anything itself
         await proc.wait()
         assert await until_no_processes(cluster_home) == []
