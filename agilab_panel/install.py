@@ -756,5 +756,5 @@ async def install_app(env: AgiEnv, workers: Mapping[str, int], modes_enabled: in
         from .remote.install import install_remote_hosts
 
         hosts.update(await install_remote_hosts(env, remote, modes_enabled, bus, force=force, options=ssh))
-    return InstallResult(env.app, modes_enabled, {h: hosts[h] for h in [*workers, *(h for h in remote if h not in workers)]},
-                         time.perf_counter() - start)
+    order = [*workers, *(h for h in remote if h not in workers)]  # the scheduler's host last
+    return InstallResult(env.app, modes_enabled, {h: hosts[h] for h in order}, time.perf_counter() - start)

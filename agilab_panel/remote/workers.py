@@ -97,7 +97,8 @@ class RemoteWorkers:
         ``tls`` holds the PEM texts ``ca``, ``cert`` and ``key``."""
         await asyncio.gather(*(self._start_host(h, n, scheduler, tls, extra_env) for h, n in self.workers.items()))
 
-    async def _prepare(self, host: str, tls: Mapping[str, str]) -> tuple[asyncssh.SSHClientConnection, str, PurePosixPath]:
+    async def _prepare(self, host: str, tls: Mapping[str, str]
+                       ) -> tuple[asyncssh.SSHClientConnection, str, PurePosixPath]:
         """The host's connection, worker Python and this cluster's folder there (certificates sent), once per host."""
         if host in self.folders:  # prepared for the scheduler already
             folder = PurePosixPath(self.folders[host])
@@ -152,12 +153,14 @@ class RemoteWorkers:
         async with conn.start_sftp_client() as sftp:
             while True:
                 if self.scheduler.proc.exit_status is not None or self.scheduler.proc.is_closing():
-                    raise RemoteHostError(host, "command-failed", "the Dask scheduler exited while starting: see the Run logs")
+                    raise RemoteHostError(host, "command-failed",
+                                          "the Dask scheduler exited while starting: see the Run logs")
                 with contextlib.suppress(asyncssh.SFTPError, ValueError, KeyError):
                     async with sftp.open(str(sched_file)) as f:
                         return str(json.loads(await f.read())["address"])
                 if asyncio.get_running_loop().time() > deadline:
-                    raise RemoteHostError(host, "command-failed", f"the Dask scheduler did not start within {timeout:.0f}s")
+                    raise RemoteHostError(host, "command-failed",
+                                          f"the Dask scheduler did not start within {timeout:.0f}s")
                 await asyncio.sleep(0.1)
 
     async def _start_host(self, host: str, count: int, scheduler: str, tls: Mapping[str, str],
