@@ -405,10 +405,10 @@ class WorkplanEditor(pn.viewable.Viewer):
     def _load(self, *_events: Any) -> None:
         plan = self.state.plan
         self._empty.visible = plan is None
-        show_when(self._content, self._parts, plan is not None)
         self.unsaved = False
         self._error.clear()
         if plan is None:
+            show_when(self._content, self._parts, False)
             return
         self.table.editors = {"partition": None, "weight": None,
                               "worker slot": {"type": "list", "values": list(plan.slots)}}
@@ -419,6 +419,8 @@ class WorkplanEditor(pn.viewable.Viewer):
         self.table.value = self._frame()
         sort_arrows(self.table, count)
         self._redraw()
+        # Shown once set up: options that reach a table still being made in the browser break it there.
+        show_when(self._content, self._parts, True)
 
     def _edited(self, event: param.parameterized.Event) -> None:
         plan = self.state.plan
