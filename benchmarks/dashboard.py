@@ -68,6 +68,7 @@ RENDER_PROBE = """
 def bare_page():  # noqa: ANN201 - a Panel template
     """The reference: one template, one HoloViews plot, one Tabulator."""
     import holoviews as hv
+    import holoviews.plotting.bokeh  # noqa: F401  (the plot's options need the backend, whichever page came first)
     import numpy as np
     import pandas as pd
     import panel as pn
