@@ -432,7 +432,8 @@ class ActionStatus(pn.viewable.Viewer):
                                  sizing_mode="stretch_width", margin=0)
         self._watchers = Watchers()
         self._watchers.watch(state, self._busy_changed, ["busy"])
-        self._watchers.watch(state, lambda *_: self.clear(), ["env"])  # another app's error is not this one's
+        if "env" in state.param:  # another app's error is not this one's
+            self._watchers.watch(state, lambda *_: self.clear(), ["env"])
         self.running = state.busy == action
         self._show()
 

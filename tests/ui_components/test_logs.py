@@ -121,6 +121,21 @@ def test_action_status_shows_error_and_details() -> None:
     assert not status.error  # a new run clears the old outcome
 
 
+class _AppState(_State):
+    env = param.Parameter(default=None)
+
+
+def test_action_status_forgets_the_error_of_the_previous_app() -> None:
+    state = _AppState()
+    status = ActionStatus(state, "RUN")
+    state.busy = "RUN"
+    state.error = "RUN failed: the output folder is read-only"
+    state.busy = ""
+    assert "read-only" in visible_text(status)
+    state.env = object()  # another app loaded: the section showing this status stays on the page
+    assert not status.error and "read-only" not in visible_text(status)
+
+
 def test_a_hundred_thousand_lines_keep_a_bounded_page_and_name_the_full_log(tmp_path) -> None:
     bus = EventBus(history=10)
     view = LogView(bus, title="Run logs", max_lines=5000, archive_dir=tmp_path / "page")
