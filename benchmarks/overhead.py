@@ -159,8 +159,9 @@ async def main() -> None:
     cold_s = statistics.median(cold)
     slots_n = sum(WORKERS.values())
     print(f"medians of {ns.repeat} runs each")
-    claim(f"AGI.run, {ns.partitions} tiny partitions on a warm cluster vs plain Dask (same chunks, pinned, imported, reduced on a worker)",
-          f"{agi_s:.3f} s vs {plain_s:.3f} s, ratio {agi_s / plain_s:.2f}", "<= 1.2", agi_s / plain_s <= 1.2)
+    # Not the same work (integers and one frame, where the app builds a frame per partition): shown, not claimed
+    print(f"for scale: plain Dask summing integers in the same chunks {plain_s:.3f} s "
+          f"(AGI.run running the app's frames: ratio {agi_s / plain_s:.2f})")
     claim(f"AGI.run, {ns.partitions} tiny partitions on a warm cluster vs plain Dask calling the app's work_pool and "
           "work_done (same chunks)", f"{agi_s:.3f} s vs {app_s:.3f} s, ratio {agi_s / app_s:.2f} ({load()})", "<= 1.2",
           agi_s / app_s <= 1.2)
