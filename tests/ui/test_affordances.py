@@ -11,18 +11,23 @@ ROLES = {"button", "checkbox", "switch", "textbox", "combobox", "spinbutton", "r
 
 
 def _open_every_card(page: object) -> None:
-    """Click every collapsed card (sections are built when opened, and may hold collapsed cards)."""
-    for _ in range(6):
-        opened = 0
-        for header in page.locator(".card-header").all():  # type: ignore[attr-defined]
-            if not header.is_visible():
-                continue
-            if header.locator("svg.icon-tabler-chevron-right").count():
-                header.click()
-                opened += 1
-                page.wait_for_timeout(500)  # type: ignore[attr-defined]
-        if not opened:
-            return
+    """Click every collapsed card (sections are built when opened, and may hold collapsed cards).
+
+    The collapsed headers are looked up again before each click: an opening section replaces its
+    cards, so a header found earlier may be another card by then (and clicking it would close it).
+    Done when no collapsed header has shown up for two seconds.
+    """
+    collapsed = page.locator(".card-header:has(svg.icon-tabler-chevron-right)").filter(visible=True)  # type: ignore[attr-defined]
+    quiet = 0
+    for _ in range(80):
+        if collapsed.count():
+            quiet = 0
+            collapsed.first.click()
+        else:
+            quiet += 1
+            if quiet >= 4:
+                return
+        page.wait_for_timeout(500)  # type: ignore[attr-defined]
 
 
 def _unnamed_controls(page: object) -> list[str]:
