@@ -216,6 +216,7 @@ class WorkerCluster:
         address that routes to them (not every interface), and their SSH launcher."""
         from distributed.security import Security
 
+        from ..remote.install import remote_share
         from ..remote.options import SshOptions
         from ..remote.workers import RemoteWorkers
         from ..settings import AppSettings
@@ -233,8 +234,10 @@ class WorkerCluster:
         if warning:
             self._emit(LogLine(text=warning, source="scheduler", level="WARNING"))
         self._listen = (address, 0)
-        options = SshOptions.from_settings(AppSettings(self.env).cluster)
-        self._remote = RemoteWorkers(self.env, {h: self.workers[h] for h in remote}, options, self.bus, self.dir.name)
+        cluster_settings = AppSettings(self.env).cluster
+        options = SshOptions.from_settings(cluster_settings)
+        self._remote = RemoteWorkers(self.env, {h: self.workers[h] for h in remote}, options, self.bus, self.dir.name,
+                                     share=remote_share(self.env, cluster_settings))
 
     async def _start_remote(self) -> None:
         from ..remote.errors import RemoteHostError

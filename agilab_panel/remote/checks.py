@@ -14,7 +14,7 @@ from .connect import connect
 from .errors import RemoteHostError
 from .options import SshOptions, check_remote_path
 
-__all__ = ["HostFacts", "probe", "check_host", "check_hosts"]
+__all__ = ["HostFacts", "probe", "check_host", "check_hosts", "check_share"]
 
 # A constant script (no user input): the host's home, system and its first Python >= 3.11.
 _PROBE = r"""
@@ -66,14 +66,20 @@ async def probe(conn: asyncssh.SSHClientConnection, host: str, share: str) -> Ho
     if not facts.get("python"):
         raise RemoteHostError(host, "no-python", "no Python >= 3.11 on the host's PATH (python3.11, python3.12, "
                               "python3.13 or python3): install one there")
-    written = await run_captured(conn, [facts["python"], "-c", _SHARE, share], host)
+    await check_share(conn, host, facts["python"], share)
+    return HostFacts(host, str(conn.get_extra_info("username")), facts.get("home", ""), facts.get("system", ""),
+                     facts["python"], facts.get("python_version", ""), facts.get("uv", ""), share)
+
+
+async def check_share(conn: asyncssh.SSHClientConnection, host: str, python: str, share: str) -> None:
+    """The share exists and this user can write in it there (a run checks it too: mounts come and go)."""
+    check_remote_path(share, host, "share")
+    written = await run_captured(conn, [python, "-c", _SHARE, share], host)
     answer = str(written.stdout).strip()
     if answer != "ok":
         why = "does not exist" if answer == "missing" else f"is not writable ({answer.removeprefix('denied ') or written.stderr})"
         raise RemoteHostError(host, "share-not-writable", f"the share {share} {why} for user "
                               f"{conn.get_extra_info('username')}: mount it there or give workers_data_path")
-    return HostFacts(host, str(conn.get_extra_info("username")), facts.get("home", ""), facts.get("system", ""),
-                     facts["python"], facts.get("python_version", ""), facts.get("uv", ""), share)
 
 
 async def check_host(host: str, options: SshOptions, share: str, bus: EventBus | None = None) -> HostFacts:

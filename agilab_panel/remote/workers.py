@@ -22,6 +22,7 @@ import asyncssh
 from ..env import AgiEnv
 from ..events import EventBus, LogLine
 from ..install import STATE_FILE
+from .checks import check_share
 from .commands import command_line, run_captured
 from .connect import connect
 from .errors import RemoteHostError
@@ -79,8 +80,9 @@ class RemoteWorkers:
     """The remote slots of one cluster: one SSH connection per host, one watched worker per slot."""
 
     def __init__(self, env: AgiEnv, workers: Mapping[str, int], options: SshOptions, bus: EventBus | None,
-                 run_dir: str) -> None:
+                 run_dir: str, share: str | None = None) -> None:
         self.env, self.workers, self.options = env, dict(workers), options
+        self.share = share  # checked on every worker host before its workers start
         self.bus = bus
         self.run_dir = run_dir  # a name for this cluster's folders on the hosts
         self.conns: dict[str, asyncssh.SSHClientConnection] = {}
@@ -166,6 +168,8 @@ class RemoteWorkers:
     async def _start_host(self, host: str, count: int, scheduler: str, tls: Mapping[str, str],
                           extra_env: Mapping[str, str]) -> None:
         conn, python, folder = await self._prepare(host, tls)
+        if self.share:
+            await check_share(conn, host, python, self.share)
         wenv = folder.parent.parent
         env = [f"{k}={v}" for k, v in {**extra_env, "PYTHONPATH": str(wenv / "cython")}.items()]
         for i in range(count):

@@ -190,6 +190,22 @@ async def test_a_host_whose_install_did_not_complete_is_named(cluster_home: SimH
     assert await until_no_processes(cluster_home) == []
 
 
+async def test_a_share_the_hosts_cannot_write_is_named_before_any_worker_starts(cluster_home: SimHosts) -> None:
+    share = cluster_home.share
+    mode = share.stat().st_mode
+    share.chmod(0o755)  # this machine's user still writes there; the hosts' users no longer can
+    bus = EventBus()
+    request = RunRequest(params=ARGS, workers={h.address: 1 for h in cluster_home.hosts}, mode=AGI.DASK_MODE)
+    refused = rf"host .*: the share {share} is not writable \(Permission denied\) for user"
+    try:
+        with pytest.raises(RunError, match=refused):
+            await AGI.run(AgiEnv(APP, verbose=0), request, events=bus, keep_cluster=False)
+    finally:
+        share.chmod(mode)
+    assert not [e for e in bus.history if isinstance(e, PartitionEvent)]  # no partition ran anywhere
+    assert await until_no_processes(cluster_home) == []
+
+
 async def test_a_map_mixing_this_machine_with_a_host_equals_mode_0(cluster_home: SimHosts, live_children) -> None:
     env = AgiEnv(APP, verbose=0)
     a = cluster_home.hosts[0]
