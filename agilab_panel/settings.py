@@ -134,6 +134,10 @@ class ClusterSettings(param.Parameterized):
     ssh_key_path = param.String("", doc="SSH private key for remote hosts.")
     ssh_trust_new_hosts = param.Boolean(False, doc="Trust a remote host never seen before on first use (its key "
                                         "is recorded in known_hosts); a changed host key is always refused.")
+    tls_ca_file = param.String("", doc="TLS CA certificate (PEM file) of clusters with remote hosts; empty: "
+                               "temporary certificates made for each cluster.")
+    tls_cert_file = param.String("", doc="TLS certificate (PEM file) every part of such a cluster presents.")
+    tls_key_file = param.String("", doc="Private key (PEM file) of tls_cert_file.")
     workers = WorkerMap({"127.0.0.1": 2}, doc='Worker map {"host": slots}.')
     workers_data_path = WorkerPath("", doc="Data folder as seen from the workers (empty: the share).")
 

@@ -27,7 +27,7 @@ from . import rundirs
 from .common import MAX_LINE, child_env, take_pieces
 from .result import RunError
 
-__all__ = ["WorkerCluster", "ClusterPool", "cluster_pool", "scheduler_reachable", "stop_kept_cluster",
+__all__ = ["WorkerCluster", "ClusterPool", "cluster_security", "cluster_pool", "scheduler_reachable", "stop_kept_cluster",
            "EXPOSE_SCHEDULER_ENV", "dask_process_env"]
 
 START_TIMEOUT = 60.0
@@ -136,6 +136,31 @@ class _Tail:
             bus.emit(LogLine(text=text, source=self.source, stream="stderr", level=level, host=self.host))
 
 
+def cluster_security(cluster: Any) -> Any:
+    """Dask TLS for a cluster with remote hosts: the certificate files ``[cluster]`` names, else
+    temporary ones made for this cluster (a CA and certificate in memory, gone with it)."""
+    from distributed.security import Security
+
+    names = {"ca": "tls_ca_file", "cert": "tls_cert_file", "key": "tls_key_file"}
+    paths = {role: str(getattr(cluster, key, "") or "") for role, key in names.items()}
+    if not any(paths.values()):
+        return Security.temporary()
+    if not all(paths.values()):
+        missing = ", ".join(names[r] for r, p in paths.items() if not p)
+        raise RunError(f"[cluster] tls_ca_file, tls_cert_file and tls_key_file go together: {missing} is empty")
+    texts = {}
+    for role, path in paths.items():
+        try:
+            texts[role] = Path(path).expanduser().read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunError(f"[cluster] {names[role]} {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+        if "-----BEGIN" not in texts[role]:
+            raise RunError(f"[cluster] {names[role]} {path} is not a PEM file")
+    return Security(require_encryption=True, tls_ca_file=texts["ca"],
+                    **{f"tls_{role}_{kind}": texts[kind] for role in ("client", "scheduler", "worker")
+                       for kind in ("cert", "key")})
+
+
 class WorkerCluster:
     """A scheduler and named single-threaded workers, or a connection to someone else's scheduler."""
 
@@ -214,8 +239,6 @@ class WorkerCluster:
     def _remote_setup(self, remote: list[str]) -> None:
         """Workers on other hosts: temporary TLS certificates for this cluster, the scheduler on the local
         address that routes to them (not every interface), and their SSH launcher."""
-        from distributed.security import Security
-
         from ..remote.install import remote_share
         from ..remote.options import SshOptions
         from ..remote.workers import RemoteWorkers
@@ -224,7 +247,8 @@ class WorkerCluster:
         if self.persistent:
             raise RunError("a cluster kept across processes cannot have remote hosts yet: run without detaching",
                            worker=(remote or ["scheduler"])[0])
-        self.security = Security.temporary()
+        cluster_settings = AppSettings(self.env).cluster
+        self.security = cluster_security(cluster_settings)
         if self._remote_scheduler:  # local workers listen where the scheduler's host reaches them
             try:
                 _route_address(self._remote_scheduler[0])
@@ -234,7 +258,6 @@ class WorkerCluster:
         if warning:
             self._emit(LogLine(text=warning, source="scheduler", level="WARNING"))
         self._listen = (address, 0)
-        cluster_settings = AppSettings(self.env).cluster
         options = SshOptions.from_settings(cluster_settings)
         self._remote = RemoteWorkers(self.env, {h: self.workers[h] for h in remote}, options, self.bus, self.dir.name,
                                      share=remote_share(self.env, cluster_settings))

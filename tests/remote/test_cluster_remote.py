@@ -206,6 +206,37 @@ async def test_a_share_the_hosts_cannot_write_is_named_before_any_worker_starts(
     assert await until_no_processes(cluster_home) == []
 
 
+async def test_certificate_files_from_the_settings_secure_the_cluster(cluster_home: SimHosts, tmp_path) -> None:
+    import re
+    import ssl
+
+    from .certs import make_certificate
+
+    files = make_certificate(tmp_path)
+    env = AgiEnv(APP, verbose=0)
+    settings = AppSettings(env)
+    settings.cluster.tls_ca_file = settings.cluster.tls_cert_file = str(files["cert"])
+    settings.cluster.tls_key_file = str(files["key"])
+    settings.save_cluster("tls_ca_file", "tls_cert_file", "tls_key_file")
+    bus = EventBus()
+    try:
+        result = await AGI.run(env, RunRequest(params=ARGS, workers={h.address: 1 for h in cluster_home.hosts},
+                                               mode=AGI.DASK_MODE), events=bus, keep_cluster=True)
+        assert result.rows > 0
+        (address,) = {m[1] for line in bus.logs() if (m := re.search(r"Dask cluster \w+ at tls://(\S+)", line.text))}
+        host, _, port = address.rpartition(":")
+        context = ssl.create_default_context(cafile=str(files["cert"]))
+        context.check_hostname = False
+        context.load_cert_chain(str(files["cert"]), str(files["key"]))
+        reader, writer = await asyncio.open_connection(host.strip("[]"), int(port), ssl=context)
+        presented = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.close()
+        assert presented == ssl.PEM_cert_to_DER_cert(files["cert"].read_text())  # the scheduler shows our certificate
+    finally:
+        await AGI.shutdown()
+    assert await until_no_processes(cluster_home) == []
+
+
 async def test_a_map_mixing_this_machine_with_a_host_equals_mode_0(cluster_home: SimHosts, live_children) -> None:
     env = AgiEnv(APP, verbose=0)
     a = cluster_home.hosts[0]
