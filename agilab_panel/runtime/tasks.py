@@ -120,32 +120,29 @@ def _app_worker(job: Job, slot: str) -> Any:
     return worker
 
 
-def _run_one(worker: Any, outbox: _Outbox | None, slot: str, partition: dict[str, Any]) -> tuple[str, Any, float]:
-    """One partition, reported started and done; a failure names it (``agi_partition``, pickled with the
-    exception) so the engine blames this partition, not the last one reported started."""
-    label = partition["label"]
-    _report(outbox, [slot, label, "started", 0.0, time.time()])
-    start = time.perf_counter()
-    try:
-        result = worker.work_pool(partition["payload"])
-    except BaseException as exc:
-        exc.agi_partition = label  # type: ignore[attr-defined]
-        raise
-    seconds = time.perf_counter() - start
-    _report(outbox, [slot, label, "done", seconds, time.time()])
-    return label, result, seconds
-
-
 def run_partitions(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
     """Consecutive partitions of one slot, in order, on its pinned worker; returns (label, result, seconds)
-    of each. A failing partition ends the chunk at once."""
+    of each. A failing partition ends the chunk at once, its exception naming it (``agi_partition``)."""
     worker = _app_worker(job, slot)
     outbox = _progress()
+    results = []
     try:
-        return [_run_one(worker, outbox, slot, partition) for partition in partitions]
+        for partition in partitions:
+            label = partition["label"]
+            _report(outbox, [slot, label, "started", 0.0, time.time()])
+            start = time.perf_counter()
+            try:
+                result = worker.work_pool(partition["payload"])
+            except BaseException as exc:
+                exc.agi_partition = label  # type: ignore[attr-defined]  # pickled with the exception
+                raise
+            seconds = time.perf_counter() - start
+            _report(outbox, [slot, label, "done", seconds, time.time()])
+            results.append((label, result, seconds))
     finally:
         if outbox is not None:
             outbox.flush()
+    return results
 
 
 def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
@@ -157,11 +154,17 @@ def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]])
     def one(partition: dict[str, Any]) -> tuple[str, Any, float]:
         if failed.is_set():  # a pool thread takes the next partition before the failure reaches shutdown()
             raise PartitionSkipped(partition["label"])
+        _report(outbox, [slot, partition["label"], "started", 0.0, time.time()])
+        start = time.perf_counter()
         try:
-            return _run_one(worker, outbox, slot, partition)
-        except BaseException:
+            result = worker.work_pool(partition["payload"])
+        except BaseException as exc:
             failed.set()
+            exc.agi_partition = partition["label"]  # type: ignore[attr-defined]  # pickled with the exception
             raise
+        seconds = time.perf_counter() - start
+        _report(outbox, [slot, partition["label"], "done", seconds, time.time()])
+        return partition["label"], result, seconds
 
     pool = ThreadPoolExecutor(max_workers=max(1, job.pool_size))
     try:
