@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -29,6 +30,8 @@ from .result import RunError
 
 __all__ = ["WorkerCluster", "ClusterPool", "cluster_security", "cluster_pool", "scheduler_reachable", "stop_kept_cluster",
            "EXPOSE_SCHEDULER_ENV", "dask_process_env"]
+
+logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
 # The explicit opt-in for a scheduler of ours listening beyond loopback (set to 1).
@@ -88,8 +91,6 @@ def _dask_settings() -> dict[str, str]:
 
 def _quiet_distributed(verbose: int) -> None:
     """The in-process scheduler logs like a library, not on the user's terminal, unless verbose >= 3."""
-    import logging
-
     if verbose < 3:
         for name in ("distributed.scheduler", "distributed.core", "distributed.http.proxy", "distributed.comm"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -457,10 +458,13 @@ class WorkerCluster:
 
     async def _follow(self) -> None:
         while True:
-            for tail in self._tails:
-                tail.poll(self.bus)
             for proc in self.procs.values():  # a process that ended is collected now, not left a zombie
                 proc.poll()
+            for tail in self._tails:
+                try:
+                    tail.poll(self.bus)
+                except Exception:  # a log that cannot be read must not stop the collecting above
+                    logger.exception("cannot follow %s", tail.path)
             await asyncio.sleep(0.1)
 
     def _emit(self, event: Any) -> None:

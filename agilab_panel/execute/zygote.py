@@ -169,8 +169,8 @@ class Zygote:
             data = await loop.sock_recv(self.sock, 65536)
             if not data:  # the zygote ended, and its runs with it
                 self.connected = False
-                if self.proc is not None:
-                    self.proc.poll()  # collect it now: no zombie waits for the next run
+                if self.proc is not None:  # collect it now: no zombie waits for the next run
+                    await self._collect()
                 for future in [*self._exits.values(), *self._launches.values()]:
                     if not future.done():
                         future.set_result(-signal.SIGKILL)
@@ -189,6 +189,13 @@ class Zygote:
                     launch.set_result(message["pid"])
             else:
                 await self._replies.put(message)
+
+    async def _collect(self) -> None:
+        """Reap the ended zygote. Its socket closes before the kernel makes it a zombie, so the one
+        ``poll()`` right after end-of-file can come too early; waiting a little in a thread cannot."""
+        assert self.proc is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(self.proc.wait, 10)
 
     def usable(self) -> bool:
         alive = self.connected and (self.proc is None or self.proc.poll() is None)
