@@ -7,16 +7,14 @@ A local install lives in ``env.wenv_path(host)`` (one folder for all local hosts
     constraints.txt     the engine's versions of the runtime packages and of their dependencies
     install_state.json  per-step fingerprints of the last install; ``ok`` once every step passed
 
-Pickles and the Dask protocol cross between the engine and its workers, so the worker's runtime
-packages are pinned to the versions the engine runs. Every step is fingerprinted from its inputs: an
-unchanged install skips all steps in milliseconds, and an edited ``.pyx`` rebuilds only the Cython step.
+What each step needs and its fingerprint are in :mod:`.install_plan`; whether the last install still
+serves a run is in :mod:`.install_check`. This module runs the steps, each in a subprocess whose output
+streams to the page, under a lock per worker environment.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import os
 import re
 import shlex
@@ -28,9 +26,7 @@ import tomllib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
-from importlib import metadata
-from importlib.machinery import EXTENSION_SUFFIXES
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +39,13 @@ from .events import EventBus, LogLine, StepEvent
 from .execute.common import child_env, read_lines
 from .fsutil import atomic_write_text
 from .hosts import is_local_host, is_wildcard, parse_host_port, validate_workers
-from .modes import CYTHON_MODE, RAPIDS_MODE, parse_mode
+from .install_check import (STATE_FILE, STATE_SCHEMA, NotInstalledError, _load_state, _lost, _write_state, check_install,
+                            cython_path, install_state, worker_python)
+from .install_plan import (_compiled_files, _digest, _extra, _Plan, _plan, _pxd_files, _read, install_fingerprint,
+                           install_steps, project_root, runtime_requirements)
+from .modes import parse_mode
 from .results import HostInstall, InstallResult, StepResult
 from .runtime.lifecycle import die_with_parent, kill_group
-from .runtime.base import KERNELS_PACKAGE, kernel_module
 
 __all__ = [
     "NotInstalledError",
@@ -64,21 +63,7 @@ __all__ = [
     "pin_conflicts",
 ]
 
-RUNTIME_PACKAGES = ("dask", "distributed", "pandas", "numpy", "pyarrow", "param", "tomlkit", "filelock",
-                    "python-dotenv", "cloudpickle")
-CYTHON_PACKAGES = ("cython", "setuptools")
-STATE_FILE = "install_state.json"
-STATE_SCHEMA = "agilab.install_state.v1"
-_RELEVANT_BITS = CYTHON_MODE | RAPIDS_MODE  # the only mode bits that change what install prepares
-_CHANGED = {
-    "venv": "the engine's Python changed",
-    "runtime": "the engine's package versions or agilab_panel's pyproject.toml changed",
-    "app": "the app's pyproject.toml or folder changed",
-    "cython": "the app's Cython sources changed",
-    "rapids": "the app's RAPIDS dependencies changed",
-}
 _LOCATED = re.compile(r"\S:\d+:\d+: ")  # "kernel.pyx:2:48: Expected ':'", "kernel.c:9:5: error: ..."
-_STEP_BIT = {"cython": CYTHON_MODE, "rapids": RAPIDS_MODE}
 _CHECK_SCRIPT = """\
 import importlib, sys
 sys.path.insert(0, sys.argv[1])
@@ -97,259 +82,8 @@ WORKER_IMPORTS = ("agilab_panel.runtime.runner", "agilab_panel.runtime.zygote", 
                   "distributed.cli.dask_worker")
 
 
-class NotInstalledError(RuntimeError):
-    """The worker environment an action needs is missing or stale; the fix is to run INSTALL."""
-
-
 class _StepFailed(Exception):
     """A step failed for a reason the user can act on; the message is shown as is."""
-
-
-# -- what an install needs ---------------------------------------------------------------------------
-def project_root() -> Path:
-    """The source tree of agilab_panel, installed editable into every worker environment."""
-    return Path(__file__).resolve().parent.parent
-
-
-def _engine_versions(names: Iterable[str]) -> dict[str, str]:
-    """Versions the engine runs of ``names`` and of everything they depend on (canonical names).
-
-    Reading every package's metadata takes a good part of a second and pages ask often; the answer
-    changes only when a package is installed or removed, which touches the site-packages folders.
-    """
-    return dict(_versions_of(tuple(sorted(set(names))), _site_packages_stamp()))
-
-
-def _site_packages_stamp() -> tuple[int, ...]:
-    stamps = []
-    for folder in sys.path:
-        with contextlib.suppress(OSError):
-            if folder.endswith("-packages"):
-                stamps.append(os.stat(folder).st_mtime_ns)
-    return tuple(stamps)
-
-
-@lru_cache(maxsize=8)
-def _versions_of(names: tuple[str, ...], _stamp: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
-    versions: dict[str, str] = {}
-    todo = list(names)
-    while todo:
-        name = canonicalize_name(todo.pop())
-        if name in versions:
-            continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        versions[name] = dist.version
-        for text in dist.requires or ():
-            req = Requirement(text)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return tuple(versions.items())
-
-
-def runtime_requirements(modes_enabled: int) -> tuple[list[str], list[str]]:
-    """(requirements, constraints): the runtime packages pinned ``==`` to the engine's versions, and the
-    engine's versions of their whole dependency tree (applied to the app's dependencies too)."""
-    names = RUNTIME_PACKAGES + (CYTHON_PACKAGES if modes_enabled & CYTHON_MODE else ())
-    versions = _engine_versions(names)
-    pinned = {n: versions.get(canonicalize_name(n)) for n in names}
-    requirements = [f"{n}=={v}" if v else n for n, v in pinned.items()]  # setuptools may be absent from the engine
-    # A local version (``+cpu``) is not on the index: pinning it would make every install fail.
-    constraints = sorted(f"{n}=={v}" for n, v in versions.items() if "+" not in v and n != "agilab-panel")
-    return requirements, constraints
-
-
-def _venv_python(wenv: Path) -> Path:
-    return wenv / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def _compiled_files(folder: Path, module: str) -> list[Path]:
-    return [folder / f"{module}{suffix}" for suffix in EXTENSION_SUFFIXES if (folder / f"{module}{suffix}").is_file()]
-
-
-def _digest(*parts: str | bytes) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        h.update(len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
-
-
-def _read(path: Path) -> bytes:
-    return path.read_bytes() if path.is_file() else b"<missing>"
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything one host's install will do, and the fingerprint of each step's inputs (in run order)."""
-
-    host: str
-    wenv: Path
-    python: Path
-    requirements: tuple[str, ...]
-    constraints: tuple[str, ...]
-    app_target: str
-    pyx: tuple[Path, ...]
-    package: str  # the app's top-level package: its kernels live in agilab_kernels/<package>/
-    steps: dict[str, str]
-    fingerprint: str
-
-    @property
-    def cython_dir(self) -> Path:
-        return self.wenv / "cython"
-
-    @property
-    def kernel_dir(self) -> Path:
-        return self.cython_dir / KERNELS_PACKAGE / self.package
-
-    @property
-    def modules(self) -> list[str]:
-        """Kernel names, as the worker asks for them (``self.compiled(name)``): the ``.pyx`` stems."""
-        return [p.stem for p in self.pyx]
-
-    @property
-    def imports(self) -> list[str]:
-        """The kernels' full import names."""
-        return [kernel_module(self.package, m) for m in self.modules]
-
-
-def _plan(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> _Plan:
-    bits = modes_enabled & _RELEVANT_BITS
-    spec = env.spec
-    wenv = env.wenv_path(host)
-    requirements, constraints = runtime_requirements(bits)
-    pyproject = _read(spec.path / "pyproject.toml")
-    app_target = str(spec.path)
-    if bits & RAPIDS_MODE and _has_extra(pyproject, "rapids"):
-        app_target += "[rapids]"
-    pyx = tuple(spec.path / rel for rel in spec.cython) if bits & CYTHON_MODE else ()
-    package = spec.worker_module.split(".")[0]
-
-    steps = {"venv": _digest(sys.version, sys.executable)}
-    steps["runtime"] = _digest(steps["venv"], "bytecode", *requirements, "|", *constraints, str(project_root()),
-                               _read(project_root() / "pyproject.toml"))
-    steps["app"] = _digest(steps["runtime"], app_target, pyproject)
-    if pyx:
-        cython_pin = [r for r in requirements if r.lower().startswith("cython")]
-        sources = [part for p in pyx for src in (p, *_pxd_files(p)) for part in (src.name, _read(src))]
-        steps["cython"] = _digest(steps["venv"], *cython_pin, KERNELS_PACKAGE, package, *sources)
-    if bits & RAPIDS_MODE:
-        steps["rapids"] = _digest(steps["app"], "rapids")
-    steps["check"] = _digest(*steps.values(), spec.worker_module)
-    return _Plan(host, wenv, _venv_python(wenv), tuple(requirements), tuple(constraints), app_target, pyx,
-                 package, steps, _digest(str(bits), *steps.values()))
-
-
-def _extra(pyproject: bytes, extra: str | None) -> list[str] | None:
-    """The requirements of ``[project.optional-dependencies] extra`` (None when the app has no such extra),
-    or of ``[project] dependencies`` when ``extra`` is None; read from the file as it is now."""
-    try:
-        project = tomllib.loads(pyproject.decode()).get("project", {})
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    found = project.get("dependencies", []) if extra is None else project.get("optional-dependencies", {}).get(extra)
-    return list(found) if isinstance(found, list) else None
-
-
-def _has_extra(pyproject: bytes, extra: str) -> bool:
-    return _extra(pyproject, extra) is not None
-
-
-def _pxd_files(pyx: Path) -> list[Path]:
-    """Declaration files beside a kernel: it may ``cimport`` them, so they are copied and fingerprinted."""
-    return sorted(pyx.parent.glob("*.pxd")) if pyx.parent.is_dir() else []
-
-
-def install_fingerprint(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> str:
-    """The fingerprint an install with these modes would record (it changes when any input changes)."""
-    return _plan(env, modes_enabled, host).fingerprint
-
-
-def install_steps(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> list[str]:
-    """The steps an INSTALL of these modes runs on a local ``host``, in order (a view lays them out first)."""
-    return list(_plan(env, modes_enabled, host).steps)
-
-
-# -- saved state and checks --------------------------------------------------------------------------
-def _load_state(path: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) and state.get("schema") == STATE_SCHEMA else None
-
-
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(state, indent=2))
-
-
-def install_state(env: AgiEnv, host: str = "localhost") -> dict[str, Any] | None:
-    """The state saved by the last install of this host that completed every step, else None."""
-    if not is_local_host(host):
-        return None
-    state = _load_state(env.wenv_path(host) / STATE_FILE)
-    return state if state and state.get("ok") is True else None
-
-
-def _lost(plan: _Plan) -> dict[str, str]:
-    """Steps whose output has gone missing since they ran (step -> what is missing): a cheap file check."""
-    lost: dict[str, str] = {}
-    if not plan.python.is_file():
-        lost["venv"] = f"the worker Python {plan.python} is missing"
-    missing = [m for m in plan.modules if not _compiled_files(plan.kernel_dir, m)]
-    if missing:
-        lost["cython"] = f"compiled kernel(s) {', '.join(missing)} missing from {plan.kernel_dir}"
-    return lost
-
-
-def check_install(env: AgiEnv, modes_enabled: int, host: str = "localhost") -> str | None:
-    """None when the last install of ``host`` still serves these modes; else why INSTALL must run again."""
-    where = f"app {env.app!r} on host {host}"
-    if not is_local_host(host):
-        return f"{where}: a remote host's install is checked over SSH, by INSTALL with this worker map"
-    state = _load_state(env.wenv_path(host) / STATE_FILE)
-    if state is None:
-        return f"{where} is not installed: run INSTALL"
-    if state.get("ok") is not True:
-        failed = state.get("failed_step")
-        return (f"{where}: the last INSTALL failed at step '{failed}': run INSTALL" if failed
-                else f"{where}: an INSTALL is running or was interrupted: run INSTALL")
-    installed = int(state.get("modes_enabled", 0)) & _RELEVANT_BITS
-    lacking = [name for name, bit in _STEP_BIT.items() if modes_enabled & bit and not installed & bit]
-    if lacking:
-        names = " and ".join(lacking)
-        return f"{where}: the last install did not prepare {names}: run INSTALL with {names} enabled"
-    # Compare with what was installed, but only the steps these modes rely on: a run without cython
-    # does not care that a .pyx changed since.
-    plan = _plan(env, installed, host)
-    unused = {step for step, bit in _STEP_BIT.items() if not modes_enabled & bit}
-    needed = [s for s in plan.steps if s != "check" and s not in unused]
-    saved = state.get("steps", {})
-    changed = next((s for s in needed if saved.get(s) != plan.steps[s]), None)
-    if changed:
-        return f"{where} is out of date ({_CHANGED[changed]}): run INSTALL"
-    lost = _lost(plan)
-    problem = next((lost[s] for s in needed if s in lost), None)
-    return f"{where}: {problem}: run INSTALL" if problem else None
-
-
-def worker_python(env: AgiEnv, host: str = "localhost") -> Path:
-    """The Python of the host's worker environment; :class:`NotInstalledError` when there is none."""
-    if not is_local_host(host):
-        raise NotInstalledError(f"app {env.app!r} on host {host}: a remote host's worker Python lives on that "
-                                "host (its workers start over SSH in cluster mode)")
-    python = _venv_python(env.wenv_path(host))
-    if not python.is_file():
-        raise NotInstalledError(f"app {env.app!r} is not installed on host {host}: its worker Python "
-                                f"{python} is missing; run INSTALL")
-    return python
-
-
-def cython_path(env: AgiEnv, host: str = "localhost") -> Path:
-    """The folder a worker puts on ``sys.path`` in cython mode: it holds ``agilab_kernels/<app package>/``."""
-    return env.wenv_path(host) / "cython"
 
 
 # -- running steps -----------------------------------------------------------------------------------

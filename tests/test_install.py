@@ -225,7 +225,7 @@ def _dist(site: Path, version: str) -> None:
 
 
 def test_the_engine_s_versions_are_read_again_once_a_package_is_installed(tmp_path, monkeypatch) -> None:
-    from agilab_panel.install import _engine_versions
+    from agilab_panel.install_plan import _engine_versions
 
     site = tmp_path / "site-packages"
     site.mkdir()

@@ -31,8 +31,9 @@ import asyncssh
 
 from ..env import AgiEnv
 from ..events import EventBus, StepEvent
-from ..install import (_CHECK_SCRIPT, STATE_FILE, STATE_SCHEMA, _digest, _extra, _locked, _pxd_files, _summary,
-                       engine_uv, pin_conflicts, project_root, runtime_requirements, skipped_step, timed_step)
+from ..install import _CHECK_SCRIPT, _locked, _summary, engine_uv, pin_conflicts, skipped_step, timed_step
+from ..install_check import STATE_FILE, STATE_SCHEMA
+from ..install_plan import _digest, _extra, _pxd_files, project_root, runtime_requirements
 from ..modes import CYTHON_MODE, RAPIDS_MODE
 from ..results import HostInstall, StepResult
 from ..runtime.base import KERNELS_PACKAGE, kernel_module

@@ -60,7 +60,7 @@ def record_failed_checks(env: AgiEnv, host: str, error: str) -> None:
 
 def remote_install_record(env: AgiEnv, host: str) -> dict[str, Any] | None:
     """The last install state of ``host`` as recorded here (None when none was, or it is unreadable)."""
-    from ..install import STATE_SCHEMA
+    from ..install_check import STATE_SCHEMA
 
     try:
         record = json.loads(_path(env, host).read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ import asyncssh
 
 from ..env import AgiEnv
 from ..events import EventBus, LogLine
-from ..install import STATE_FILE
+from ..install_check import STATE_FILE
 from .checks import check_share
 from .commands import command_line, run_captured
 from .connect import connect
