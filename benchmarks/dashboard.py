@@ -18,21 +18,16 @@ per-user folder points at a temporary directory; Chromium is /usr/bin/chromium (
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import claim, load, print_claims  # noqa: E402
+from _page import VIEWPORT, launch, render_ms, section_header, served  # noqa: E402
 
 APPS = ("flight_telemetry", "mandelbrot")  # the built-in apps the switch goes between
 # What shows that a section opened: a text only its content holds (the header holds the title).
@@ -44,26 +39,6 @@ SECTION_MARKS = {
     "load_data": ("button", "LOAD DATA"),
     "prepare_data": ("button", "Reload columns"),
 }
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-# Polls every animation frame from the first script on; records when the Bokeh document is fully rendered.
-RENDER_PROBE = """
-(() => {
-  const poll = () => {
-    const docs = window.Bokeh && window.Bokeh.documents;
-    if (docs && docs.length && docs[0].roots().length && docs.every((d) => d.is_idle)) {
-      window.__rendered_ms = performance.now();
-      return;
-    }
-    requestAnimationFrame(poll);
-  };
-  requestAnimationFrame(poll);
-})();
-"""
-
-
 # -- server side --------------------------------------------------------------------------------------
 def bare_page():  # noqa: ANN201 - a Panel template
     """The reference: one template, one HoloViews plot, one Tabulator."""
@@ -132,37 +107,6 @@ def run_server(port: int, workers: int) -> None:
 
 
 # -- driver -------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"server did not answer at {url}")
-
-
-def _render_ms(browser, url: str) -> float:  # noqa: ANN001
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_init_script(RENDER_PROBE)
-    page = context.new_page()
-    page.goto(url, wait_until="commit")
-    page.wait_for_function("window.__rendered_ms !== undefined", timeout=120_000)
-    value = page.evaluate("window.__rendered_ms")
-    context.close()
-    return float(value)
-
-
 def _section_headers(page) -> dict[str, object]:  # noqa: ANN001
     """The header button of each lazy section still collapsed, by key."""
     from agilab_panel.ui.page import SECTIONS
@@ -171,7 +115,7 @@ def _section_headers(page) -> dict[str, object]:  # noqa: ANN001
     for spec in SECTIONS:
         if spec.key not in SECTION_MARKS:
             continue
-        header = page.get_by_role("button", name=re.compile(rf"^{re.escape(spec.title)}(\s|$)")).first
+        header = section_header(page, spec.title)
         if header.count():
             found[spec.key] = header
     return found
@@ -184,7 +128,7 @@ def _mark(page, key: str):  # noqa: ANN001, ANN202
 
 def _open_sections(browser, url: str) -> dict[str, float]:  # noqa: ANN001
     """Seconds from the click on each section's header to its content shown, on a fresh lazy page."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(url)
@@ -211,7 +155,7 @@ def _settled(page, app: str) -> None:  # noqa: ANN001
 
 def _switches(browser, url: str, count: int) -> list[float]:  # noqa: ANN001
     """Seconds from choosing another app to the page settled, with every section open, ``count`` times."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(url)
@@ -255,83 +199,66 @@ def main() -> None:
     import psutil
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"no Chromium at {CHROMIUM} (set CHROMIUM)")
-    with tempfile.TemporaryDirectory(prefix="agilab-bench-") as tmp:
-        env = dict(os.environ, AGILAB_HOME=f"{tmp}/home", AGI_CLUSTER_SHARE=f"{tmp}/share",
-                   AGILAB_EXPORT_ABS=f"{tmp}/export", AGILAB_LOG_ABS=f"{tmp}/log")
-        env.pop("AGILAB_APPS_PATH", None)
-        port = _free_port()
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--workers", str(ns.workers)],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_http(base + "/bare", proc)
-            server = psutil.Process(proc.pid)
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                print(f"dashboard benchmark ({load()})")
+    with served(__file__, "--workers", str(ns.workers), ready="/bare") as (base, proc):
+        server = psutil.Process(proc.pid)
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            print(f"dashboard benchmark ({load()})")
 
-                # 1. first complete render: every section open vs the bare page (the lazy page for reference)
-                pages = {"every section open": base + "/open", "bare page": base + "/bare", "lazy page": base + "/"}
-                for url in pages.values():  # warm-up: imports and first-session costs are paid once
-                    _render_ms(browser, url)
-                times: dict[str, list[float]] = {name: [] for name in pages}
-                for _ in range(ns.runs):  # interleaved, so load on the shared machine hits every page alike
-                    for name, url in pages.items():
-                        times[name].append(_render_ms(browser, url))
-                medians = {name: statistics.median(values) for name, values in times.items()}
-                full, bare = medians["every section open"], medians["bare page"]
-                print(f"first complete render, median of {ns.runs} (ms): " + "  ".join(
-                    f"{name} {value:.0f}" for name, value in medians.items()) + f"  ({load()})")
-                for name, values in times.items():
-                    print(f"  {name}: " + ", ".join(f"{v:.0f}" for v in values))
-                ratio = full / bare
-                claim("first render with every section open vs the bare Panel page",
-                      f"{ratio:.2f}x ({full:.0f} vs {bare:.0f} ms, median of {ns.runs})", "< 1.5x", ratio < 1.5)
+            # 1. first complete render: every section open vs the bare page (the lazy page for reference)
+            pages = {"every section open": base + "/open", "bare page": base + "/bare", "lazy page": base + "/"}
+            for url in pages.values():  # warm-up: imports and first-session costs are paid once
+                render_ms(browser, url)
+            times: dict[str, list[float]] = {name: [] for name in pages}
+            for _ in range(ns.runs):  # interleaved, so load on the shared machine hits every page alike
+                for name, url in pages.items():
+                    times[name].append(render_ms(browser, url))
+            medians = {name: statistics.median(values) for name, values in times.items()}
+            full, bare = medians["every section open"], medians["bare page"]
+            print(f"first complete render, median of {ns.runs} (ms): " + "  ".join(
+                f"{name} {value:.0f}" for name, value in medians.items()) + f"  ({load()})")
+            for name, values in times.items():
+                print(f"  {name}: " + ", ".join(f"{v:.0f}" for v in values))
+            ratio = full / bare
+            claim("first render with every section open vs the bare Panel page",
+                  f"{ratio:.2f}x ({full:.0f} vs {bare:.0f} ms, median of {ns.runs})", "< 1.5x", ratio < 1.5)
 
-                # 2. opening each section of the lazy page (worst of the runs, each on a fresh page)
-                opened: dict[str, list[float]] = {}
-                _open_sections(browser, base + "/")  # warm-up: the sections' modules are imported once
-                for _ in range(max(1, ns.runs // 2)):
-                    for key, value in _open_sections(browser, base + "/").items():
-                        opened.setdefault(key, []).append(value)
-                print(f"opening each section (s, {load()}): " + "  ".join(
-                    f"{key} {', '.join(f'{v:.2f}' for v in values)}" for key, values in opened.items()))
-                for key, values in opened.items():
-                    worst = max(values)
-                    claim(f"opening the {key.replace('_', ' ')} section", f"{worst:.2f} s (worst of {len(values)})",
-                          "< 1 s", worst < 1.0)
+            # 2. opening each section of the lazy page (worst of the runs, each on a fresh page)
+            opened: dict[str, list[float]] = {}
+            _open_sections(browser, base + "/")  # warm-up: the sections' modules are imported once
+            for _ in range(max(1, ns.runs // 2)):
+                for key, value in _open_sections(browser, base + "/").items():
+                    opened.setdefault(key, []).append(value)
+            print(f"opening each section (s, {load()}): " + "  ".join(
+                f"{key} {', '.join(f'{v:.2f}' for v in values)}" for key, values in opened.items()))
+            for key, values in opened.items():
+                worst = max(values)
+                claim(f"opening the {key.replace('_', ' ')} section", f"{worst:.2f} s (worst of {len(values)})",
+                      "< 1 s", worst < 1.0)
 
-                # 3. switching the app with every section open
-                switches = _switches(browser, base + "/", ns.switches)
-                typical, worst = statistics.median(switches), max(switches)
-                print(f"app switch until settled (s, {load()}): " + ", ".join(f"{v:.2f}" for v in switches))
-                claim("app switch with every section open, until the page is settled",
-                      f"{typical:.2f} s median, {worst:.2f} s worst of {len(switches)}", "< 2 s", worst < 2.0)
+            # 3. switching the app with every section open
+            switches = _switches(browser, base + "/", ns.switches)
+            typical, worst = statistics.median(switches), max(switches)
+            print(f"app switch until settled (s, {load()}): " + ", ".join(f"{v:.2f}" for v in switches))
+            claim("app switch with every section open, until the page is settled",
+                  f"{typical:.2f} s median, {worst:.2f} s worst of {len(switches)}", "< 2 s", worst < 2.0)
 
-                # 4. for reference: server CPU while the progress plot streams to an open page
-                if ns.stream_seconds > 0:
-                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                    page = context.new_page()
-                    page.goto(base + "/stream")
-                    shown = page.get_by_text(re.compile(r"partitions done")).first
-                    shown.wait_for(timeout=60_000)
-                    time.sleep(2)  # steady state
-                    cpu, seconds = _cpu_share(server, ns.stream_seconds)
-                    summary = shown.text_content() or ""
-                    context.close()
-                    print(f"server CPU while streaming {ns.workers} workers at 1 Hz for {seconds:.0f} s: "
-                          f"{100 * cpu:.1f}% of one core (progress shown: {summary.strip() or 'n/a'}; {load()})")
-                    claim(f"server CPU, progress plot streaming {ns.workers} workers at 1 Hz",
-                          f"{100 * cpu:.1f} % of one core", "< 10 %", cpu < 0.10)
-                browser.close()
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            # 4. for reference: server CPU while the progress plot streams to an open page
+            if ns.stream_seconds > 0:
+                context = browser.new_context(viewport=VIEWPORT)
+                page = context.new_page()
+                page.goto(base + "/stream")
+                shown = page.get_by_text(re.compile(r"partitions done")).first
+                shown.wait_for(timeout=60_000)
+                time.sleep(2)  # steady state
+                cpu, seconds = _cpu_share(server, ns.stream_seconds)
+                summary = shown.text_content() or ""
+                context.close()
+                print(f"server CPU while streaming {ns.workers} workers at 1 Hz for {seconds:.0f} s: "
+                      f"{100 * cpu:.1f}% of one core (progress shown: {summary.strip() or 'n/a'}; {load()})")
+                claim(f"server CPU, progress plot streaming {ns.workers} workers at 1 Hz",
+                      f"{100 * cpu:.1f} % of one core", "< 10 %", cpu < 0.10)
+            browser.close()
     print_claims()
 
 

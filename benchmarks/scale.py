@@ -12,7 +12,8 @@
    (mode 0, pool, Cython, Dask on a warm cluster), seconds per aircraft; the files are generated once
    per size, before timing. Goal: seconds per aircraft within 1.5x from 16 to 256 aircraft.
 
-Not measured here yet: the page with large plans. Every table carries the load average.
+The page with large plans and long logs is measured in a browser by benchmarks/page_scale.py. Every
+table carries the load average.
 
     python benchmarks/scale.py [--axes hosts,partitions,data] [--max-partitions 10000] [--max-hosts 10000]
                                [--max-aircraft 256] [--rows 100000] [--repeat 1]
