@@ -63,6 +63,7 @@ class LoadDataSection(pn.viewable.Viewer):
         self._details = pn.Column(sizing_mode="stretch_width", margin=(0, 10))
         self.table: pn.widgets.Tabulator | None = None
         self._body = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._nothing = muted("Nothing loaded yet: press LOAD DATA.")  # one pane: showing it again changes nothing
         self._layout = pn.Card(
             muted("Preview the latest output dataframe of the app. The preview stays while you rerun; "
                   "press LOAD DATA again to refresh it."),
@@ -127,7 +128,9 @@ class LoadDataSection(pn.viewable.Viewer):
         self._newer.visible = False
         if frame is None:
             self._info.object = ""
-            self._body.objects = [muted("Nothing loaded yet: press LOAD DATA.")] if not self._error.visible else []
+            empty = [] if self._error.visible else [self._nothing]
+            if self._body.objects != empty:  # each change of the children costs the page a pass over all its models
+                self._body.objects = empty
             return
         rows, cols = frame.shape
         self._info.object = (f"**{rows:,} rows × {cols} columns** · {_describe(Path(self.path))} · "

@@ -110,36 +110,16 @@ class ArgsEditor(pn.viewable.Viewer):
         self.draft: param.Parameterized | None = None
         self.form_module: ModuleType | None = None
         self.form_error = ""
-        self.widgets: dict[str, pn.widgets.Widget] = {}
+        self._widgets: dict[str, pn.widgets.Widget] = {}
         self.messages: dict[str, FieldMessage] = {}
+        self._generated: pn.viewable.Viewable | None = None
         self._custom_view: pn.viewable.Viewable | None = None
-        self._body = pn.Column(sizing_mode="stretch_width", margin=0)
-        self._layout = pn.Card(self._body, title="args", sizing_mode="stretch_width", collapsible=True)
         self._base: dict[str, Any] = {}  # the saved [args] the draft started from
         self._state_watchers, self._model_watchers = Watchers(), Watchers()
-        self._state_watchers.watch(state, self._rebuild, ["settings", "env"])
-        self._state_watchers.watch(state, self._refresh_metrics, ["run_result"])
-        self._rebuild()
-
-    # -- building ------------------------------------------------------------------------------------
-    def _rebuild(self, *_events: Any) -> None:
-        settings = self.state.settings
-        self._layout.title = f"{self.state.env.module} args"
-        self.widgets, self.messages, self._custom_view = {}, {}, None
-        self._model_watchers.clear()
-        if settings is None:
-            self.draft = None
-            self._body.objects = [pn.pane.Alert("The args need valid settings: see System settings above.",
-                                                alert_type="warning", sizing_mode="stretch_width")]
-            return
-        self._base = settings.args_dict
-        self.draft = settings.args_class(**self._base)
-        self.draft.param.watch(self._draft_changed, [n for n in self.draft.param if n != "name"])
-        self._model_watchers.watch(settings.args, self._saved_elsewhere, [n for n in self._base])
-        self._load_form()
-        self._generated = self._generated_form()
+        # The card's parts are made once; another app changes their content and what the form area holds
+        # (each change of a layout's children costs the served page a pass over all its models).
         self._toggle = pn.widgets.RadioButtonGroup.from_param(self.param.view, color="light", margin=(5, 10))
-        self._toggle.visible = self.form_module is not None
+        self._form_problem = pn.Column(sizing_mode="stretch_width", margin=0)
         self._form_area = pn.Column(sizing_mode="stretch_width", margin=0)
         self._metrics = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._metrics_title = pn.pane.Markdown("**Preview metrics and the metrics the last RUN wrote**",
@@ -151,21 +131,59 @@ class ArgsEditor(pn.viewable.Viewer):
         self.revert_button.on_click(lambda _e: self.revert())
         self._save_message = FieldMessage()
         self._status = pn.pane.Markdown(self.param.message, styles=_MUTED, margin=(0, 10))
-        form_problem = []
-        if self.form_error:
-            form_problem = [pn.pane.Alert(f"The app's custom form could not be loaded: {self.form_error.splitlines()[-1]}",
-                                          alert_type="warning", sizing_mode="stretch_width", margin=(5, 10)),
-                            details_card(self.form_error)]
-        self._body.objects = [
+        self._form_view = [pn.panel(part) for part in (  # as a layout holds them (a Viewer: its view)
             pn.pane.Markdown("Run arguments of the app; Save writes them to `[args]` of app_settings.toml, which "
                              "CHECK DISTRIBUTE and RUN use.", styles=_MUTED, margin=(0, 10)),
-            self._toggle, *form_problem, self._form_area, self._metrics_title, self._metrics,
+            self._toggle, self._form_problem, self._form_area, self._metrics_title, self._metrics,
             pn.Row(self.save_button, self.revert_button, self._status, margin=(5, 0)), self._save_message,
-        ]
-        self.view = _CUSTOM if self.form_module is not None else _GENERATED
+        )]
+        self._no_settings = [pn.pane.Alert("The args need valid settings: see System settings above.",
+                                           alert_type="warning", sizing_mode="stretch_width")]
+        self._building = False
+        self._body = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._layout = pn.Card(self._body, title="args", sizing_mode="stretch_width", collapsible=True)
+        self._state_watchers.watch(state, self._rebuild, ["settings", "env"])
+        self._state_watchers.watch(state, self._refresh_metrics, ["run_result"])
+        self._rebuild()
+
+    # -- building ------------------------------------------------------------------------------------
+    @property
+    def widgets(self) -> dict[str, pn.widgets.Widget]:
+        """The generated form's widget of each arg (the form is made when first needed)."""
+        if self._generated is None and self.draft is not None:
+            self._generated = self._generated_form()
+        return self._widgets
+
+    def _rebuild(self, *_events: Any) -> None:
+        settings = self.state.settings
+        self._layout.title = f"{self.state.env.module} args"
+        self._widgets, self.messages, self._generated, self._custom_view = {}, {}, None, None
+        self._model_watchers.clear()
+        if settings is None:
+            self.draft = None
+            self._body.objects = self._no_settings
+            return
+        self._base = settings.args_dict
+        self.draft = settings.args_class(**self._base)
+        self.draft.param.watch(self._draft_changed, [n for n in self.draft.param if n != "name"])
+        self._model_watchers.watch(settings.args, self._saved_elsewhere, [n for n in self._base])
+        self._load_form()
+        self._toggle.visible = self.form_module is not None
+        self._form_problem.objects = [] if not self.form_error else [
+            pn.pane.Alert(f"The app's custom form could not be loaded: {self.form_error.splitlines()[-1]}",
+                          alert_type="warning", sizing_mode="stretch_width", margin=(5, 10)),
+            details_card(self.form_error)]
+        self._building = True  # the form area changes once, below
+        try:
+            self.view = _CUSTOM if self.form_module is not None else _GENERATED
+        finally:
+            self._building = False
         self._show_view()
         self.message = ""
+        self._save_message.clear()
         self._draft_changed()
+        if self._body.objects != self._form_view:
+            self._body.objects = self._form_view
 
     def _load_form(self) -> None:
         self.form_module, self.form_error = None, ""
@@ -189,7 +207,7 @@ class ArgsEditor(pn.viewable.Viewer):
             widget = _widget_for(name, template, specs.get(name))
             if hasattr(widget, "sizing_mode"):
                 widget.width = 260
-            self.widgets[name] = widget
+            self._widgets[name] = widget
             self.messages[name] = FieldMessage(widget)
             widget.param.watch(lambda e, n=name: self._set(n, e.new), "value")
             doc = self.draft.param[name].doc or ""
@@ -201,7 +219,8 @@ class ArgsEditor(pn.viewable.Viewer):
 
     @param.depends("view", watch=True)
     def _show_view(self) -> None:
-        if self.draft is None or not hasattr(self, "_form_area"):
+        """Only the form shown is made: the other one when first chosen (both edit the same draft)."""
+        if self.draft is None or self._building:
             return
         if self.view == _CUSTOM and self.form_module is not None:
             if self._custom_view is None:
@@ -212,9 +231,12 @@ class ArgsEditor(pn.viewable.Viewer):
                         pn.pane.Alert(f"The app's custom form failed: {exc}", alert_type="warning",
                                       sizing_mode="stretch_width"),
                         details_card("".join(traceback.format_exception(exc))), sizing_mode="stretch_width")
-            self._form_area.objects = [self._custom_view]
+            shown = self._custom_view
         else:
-            self._form_area.objects = [self._generated]
+            self.widgets  # noqa: B018 - makes the generated form when first shown
+            shown = self._generated
+        if self._form_area.objects != [shown]:
+            self._form_area.objects = [shown]
 
     # -- edits ---------------------------------------------------------------------------------------
     def _set(self, name: str, value: Any) -> None:
@@ -228,7 +250,7 @@ class ArgsEditor(pn.viewable.Viewer):
 
     def _draft_changed(self, *events: param.parameterized.Event) -> None:
         for event in events:  # values set by the custom form or a revert: show them in the generated form
-            widget = self.widgets.get(event.name)
+            widget = self._widgets.get(event.name)
             if widget is not None and widget.value != event.new:
                 widget.value = event.new
             if event.name in self.messages:
@@ -260,7 +282,7 @@ class ArgsEditor(pn.viewable.Viewer):
         for message in self.messages.values():
             message.clear()
         self.draft.param.update(**self.state.settings.args_dict)
-        for name, widget in self.widgets.items():  # a refused value left in a widget goes too
+        for name, widget in self._widgets.items():  # a refused value left in a widget goes too
             widget.value = getattr(self.draft, name)
         self._update_save_state()
 

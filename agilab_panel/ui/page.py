@@ -122,8 +122,9 @@ class _LazySection:
             else:
                 self.build()
 
-    def build(self) -> Any:
-        """Create the section (once) and show it in place of the placeholder."""
+    def build(self, new_slot: bool = False) -> Any:
+        """Create the section (once) and show it in place of the placeholder; with ``new_slot``, in a new
+        slot, which the page puts in place together with the other slots rebuilt at the same time."""
         if self.section is None:
             try:
                 cls = _section_class(self.spec)
@@ -133,7 +134,10 @@ class _LazySection:
             layout = getattr(self.section, "_layout", None)
             if isinstance(layout, pn.Card):  # its header keeps the hint the collapsed card showed
                 layout.header = self.header
-            self.slot[:] = [self.section]
+            if new_slot:
+                self.slot = pn.Column(self.section, sizing_mode="stretch_width", margin=0)
+            else:
+                self.slot[:] = [self.section]
             self.placeholder.loading = False
             self.page._wire(self.spec.key, self.section)
         return self.section
@@ -264,11 +268,16 @@ class OrchestratePage(pn.viewable.Viewer):
                 slot.drop(reopen=key in self._reopen)
 
     def _app_loaded(self, *_events: Any) -> None:
-        """The new app is loaded: build again the sections that were open, each showing its own state."""
+        """The new app is loaded: build again the sections that were open, each showing its own state, and
+        show them all in one change of the page (each change of a layout's children costs the served page a
+        pass over all its models)."""
         reopen, self._reopen = self._reopen, set()
         for key, slot in self.slots.items():
             if key in reopen:
-                slot.build()
+                slot.build(new_slot=True)
+        objects = [self._heading, *(s.slot for s in self.slots.values())]
+        if self.main.objects != objects:
+            self.main.objects = objects
 
     def _busy_changed(self, *_events: Any) -> None:
         self.app_select.disabled = bool(self.state.busy)  # an action's outcome belongs to the app it ran for

@@ -101,6 +101,10 @@ class SystemSettingsSection(pn.viewable.Viewer):
         self._state_watchers = Watchers()
         self.widgets: dict[str, pn.widgets.Widget] = {}
         self.messages: dict[str, FieldMessage] = {}
+        self._fields: dict[str, pn.widgets.Widget] = {}  # the settings form's widgets, bound to one cluster at a time
+        self._field_messages: dict[str, FieldMessage] = {}
+        self._view: list[pn.viewable.Viewable] | None = None
+        self._cluster: Any = None
         self._body = pn.Column(sizing_mode="stretch_width", margin=0)
         self._layout = pn.Card(self._body, title="System settings", sizing_mode="stretch_width", collapsible=True)
         self._state_watchers.watch(state, self._rebuild, ["settings", "settings_error"])
@@ -109,12 +113,17 @@ class SystemSettingsSection(pn.viewable.Viewer):
     # -- building ------------------------------------------------------------------------------------
     def _rebuild(self, *_events: Any) -> None:
         self._model_watchers.clear()
-        self.widgets, self.messages = {}, {}
         settings = self.state.settings
         if settings is None:
+            self.widgets, self.messages = {}, {}
             self._body.objects = self._broken_view()
             return
-        self._body.objects = self._settings_view(settings.cluster)
+        if self._view is None:  # made once: another app's settings bind to the same widgets
+            self._view = [pn.panel(part) for part in self._settings_view()]  # as a layout holds them
+        self.widgets, self.messages = dict(self._fields), dict(self._field_messages)
+        self._bind(settings.cluster)
+        if self._body.objects != self._view:  # each change of the children costs the page a pass over all its models
+            self._body.objects = self._view
 
     def _broken_view(self) -> list[pn.viewable.Viewable]:
         reason = self.state.settings_error or "The settings could not be loaded."
@@ -143,73 +152,67 @@ class SystemSettingsSection(pn.viewable.Viewer):
         if backup is not None:
             self.saved_note = f"Settings reseeded; the broken file was kept as {backup.name}."
 
-    def _settings_view(self, cluster: Any) -> list[pn.viewable.Viewable]:
-        w = self.widgets
+    _LINKED = ("pool", "cython", "rapids", "cluster_enabled", "user", "ssh_key_path", "ssh_trust_new_hosts", "verbose",
+               "workers_data_path")  # widgets and cluster params kept equal both ways while bound
+
+    def _settings_view(self) -> list[pn.viewable.Viewable]:
+        """The form's widgets and layout, bound to no cluster yet (see :meth:`_bind`)."""
+        w = self._fields
         labels = {"pool": "pool", "cython": "cython", "rapids": "rapids", "cluster_enabled": "Enable cluster"}
-        # Widgets follow the model through _model_watchers (from_param or pn.bind would leave the model
-        # calling into this view after it is rebuilt or closed).
-        link = self._model_watchers.link
-        for name, label in labels.items():
-            w[name] = link(cluster, name, pn.widgets.Switch(label=label, width=130 if name == "cluster_enabled" else 80,
-                                                            margin=(8, 16, 8, 10)))
+        for name in labels:
+            w[name] = pn.widgets.Switch(label=labels[name], width=130 if name == "cluster_enabled" else 80,
+                                        margin=(8, 16, 8, 10))
         toggles = pn.Row(*(w[name] for name in labels), margin=(5, 0))
-        mode_hint = pn.pane.Markdown(
+        self.mode_hint = pn.pane.Markdown(
             "", sizing_mode="stretch_width", margin=(0, 10),
             styles={"background": "var(--neutral-fill-rest, #f3f6fa)", "border-radius": "6px", "padding": "0 8px"},
         )
-        self._model_watchers.follow(cluster, list(labels), lambda: setattr(mode_hint, "object", _mode_text(cluster)))
-        self.mode_hint = mode_hint
-
         w["scheduler"] = pn.widgets.TextInput(
-            label="Scheduler host[:port]", value=cluster.scheduler, placeholder="empty: start a scheduler on this machine",
+            label="Scheduler host[:port]", placeholder="empty: start a scheduler on this machine",
             description="Dask scheduler to use in cluster mode, e.g. 192.168.1.10:8786 or [::1]:8786.",
             sizing_mode="stretch_width",
         )
-        self.messages["scheduler"] = FieldMessage(w["scheduler"])
+        self._field_messages["scheduler"] = FieldMessage(w["scheduler"])
         w["scheduler"].param.watch(self._commit_scheduler, "value")
-
         w["workers"] = pn.widgets.TextInput(
-            label="Worker map", value=json.dumps(cluster.workers), placeholder=_WORKERS_EXAMPLE,
+            label="Worker map", placeholder=_WORKERS_EXAMPLE,
             description='JSON object of host → worker slots, e.g. {"192.168.1.21": 1, "192.168.1.22": 2}. '
                         "Hosts may be IPv4, IPv6 or DNS names.",
             sizing_mode="stretch_width",
         )
-        self.messages["workers"] = FieldMessage(w["workers"])
+        self._field_messages["workers"] = FieldMessage(w["workers"])
         w["workers"].param.watch(self._commit_workers, "value")
-        summary = pn.pane.Markdown("", margin=(0, 10), styles=_MUTED, sizing_mode="stretch_width")
-        self._model_watchers.follow(cluster, ["workers"], lambda: setattr(summary, "object",
-                                                                          workers_summary(cluster.workers)))
-
-        w["user"] = link(cluster, "user", pn.widgets.TextInput(
+        self._workers_summary = pn.pane.Markdown("", margin=(0, 10), styles=_MUTED, sizing_mode="stretch_width")
+        w["user"] = pn.widgets.TextInput(
             label="SSH user", placeholder="for remote hosts (passwords are never stored)", sizing_mode="stretch_width",
-        ))
-        w["ssh_key_path"] = link(cluster, "ssh_key_path", pn.widgets.TextInput(
+        )
+        w["ssh_key_path"] = pn.widgets.TextInput(
             label="SSH key path", placeholder="~/.ssh/id_ed25519", sizing_mode="stretch_width",
-        ))
-        w["ssh_trust_new_hosts"] = link(cluster, "ssh_trust_new_hosts", pn.widgets.Switch(
+        )
+        w["ssh_trust_new_hosts"] = pn.widgets.Switch(
             label="Trust new SSH hosts on first use", width=260, margin=(8, 16, 8, 10),
-        ))
+        )
         trust_note = pn.pane.Markdown(_TRUST_NEW_HOSTS, margin=(0, 10), styles=_MUTED, sizing_mode="stretch_width")
         # a number field, not a slider: the slider's handle has no name for assistive technology
-        w["verbose"] = link(cluster, "verbose", pn.widgets.IntInput(
+        w["verbose"] = pn.widgets.IntInput(
             label="Verbosity level", start=0, end=3, step=1, width=220,
             description="Verbosity of the logs and of the generated AgiEnv, from 0 (least) to 3 (most).",
-        ))
-        w["workers_data_path"] = link(cluster, "workers_data_path", pn.widgets.TextInput(
+        )
+        w["workers_data_path"] = pn.widgets.TextInput(
             label="Workers data path", placeholder="empty: the cluster share", sizing_mode="stretch_width",
-        ))
-
-        self._model_watchers.watch(cluster, self._persist, list(_PERSISTED))
-        self._model_watchers.watch(cluster, self._model_to_text, ["scheduler", "workers"])
+        )
+        for name in self._LINKED:  # the widget writes to whichever cluster is bound (refused values raise)
+            w[name].param.watch(lambda event, n=name: self._cluster is not None and setattr(self._cluster, n, event.new),
+                                "value")
         self._saved = pn.pane.Markdown(self.param.saved_note, styles=_MUTED, margin=(0, 10), sizing_mode="stretch_width")
         self._save_error = FieldMessage()
-        self.saved_note = ""
+        m = self._field_messages
         return [
             toggles,
-            mode_hint,
+            self.mode_hint,
             pn.Row(
-                pn.Column(w["scheduler"], self.messages["scheduler"], sizing_mode="stretch_width"),
-                pn.Column(w["workers"], self.messages["workers"], summary, sizing_mode="stretch_width"),
+                pn.Column(w["scheduler"], m["scheduler"], sizing_mode="stretch_width"),
+                pn.Column(w["workers"], m["workers"], self._workers_summary, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
             pn.Row(w["user"], w["ssh_key_path"], sizing_mode="stretch_width"),
@@ -219,33 +222,59 @@ class SystemSettingsSection(pn.viewable.Viewer):
             self._saved,
         ]
 
+    def _bind(self, cluster: Any) -> None:
+        """Show ``cluster`` in the form and follow it (through _model_watchers: from_param or pn.bind would
+        leave the model calling into this view after it is closed)."""
+        w, labels = self._fields, ("pool", "cython", "rapids", "cluster_enabled")
+        self._cluster = None  # the values shown below are the cluster's own: nothing to write back
+        for name in self._LINKED:
+            w[name].value = getattr(cluster, name)
+        for message in self._field_messages.values():
+            message.clear()
+        self._save_error.clear()
+        w["scheduler"].value = cluster.scheduler
+        w["workers"].value = json.dumps(cluster.workers)
+        self._cluster = cluster
+        self._model_watchers.watch(cluster, lambda event: setattr(w[event.name], "value", event.new), list(self._LINKED))
+        self._model_watchers.follow(cluster, list(labels), lambda: setattr(self.mode_hint, "object", _mode_text(cluster)))
+        self._model_watchers.follow(cluster, ["workers"], lambda: setattr(
+            self._workers_summary, "object", workers_summary(cluster.workers)))
+        self._model_watchers.watch(cluster, self._persist, list(_PERSISTED))
+        self._model_watchers.watch(cluster, self._model_to_text, ["scheduler", "workers"])
+        self.saved_note = ""
+
     # -- field commits (the model validates; a refused value stays out of the model and the file) ----------
     def _commit_scheduler(self, event: param.parameterized.Event) -> None:
+        cluster = self._cluster
+        if cluster is None:  # being bound to a cluster: the value is that cluster's own
+            return
         try:
-            self.state.settings.cluster.scheduler = event.new.strip()
+            cluster.scheduler = event.new.strip()
         except ValueError as exc:
-            kept = self.state.settings.cluster.scheduler or "empty (a local scheduler)"
-            self.messages["scheduler"].error(f"Not saved: {exc}. Use host or host:port (IPv6 as [addr]:port). "
+            kept = cluster.scheduler or "empty (a local scheduler)"
+            self._field_messages["scheduler"].error(f"Not saved: {exc}. Use host or host:port (IPv6 as [addr]:port). "
                                              f"Keeping {kept}.")
         else:
-            self.messages["scheduler"].clear()
+            self._field_messages["scheduler"].clear()
 
     def _commit_workers(self, event: param.parameterized.Event) -> None:
-        message = self.messages["workers"]
+        cluster, message = self._cluster, self._field_messages["workers"]
+        if cluster is None:  # being bound to a cluster: the value is that cluster's own
+            return
         try:
             value = json.loads(event.new)
         except json.JSONDecodeError as exc:
             message.error(f"Not saved: this is not JSON ({exc.msg} at column {exc.colno}), e.g. {_WORKERS_EXAMPLE}. "
-                          f"Keeping {json.dumps(self.state.settings.cluster.workers)}.")
+                          f"Keeping {json.dumps(cluster.workers)}.")
             return
         if not isinstance(value, dict):
             message.error(f"Not saved: the worker map must be a JSON object of host → slots, e.g. {_WORKERS_EXAMPLE}. "
-                          f"Keeping {json.dumps(self.state.settings.cluster.workers)}.")
+                          f"Keeping {json.dumps(cluster.workers)}.")
             return
         try:
-            self.state.settings.cluster.workers = value
+            cluster.workers = value
         except ValueError as exc:
-            message.error(f"Not saved: {exc}. Keeping {json.dumps(self.state.settings.cluster.workers)}.")
+            message.error(f"Not saved: {exc}. Keeping {json.dumps(cluster.workers)}.")
         else:
             message.clear()
 
@@ -285,6 +314,7 @@ class SystemSettingsSection(pn.viewable.Viewer):
         """Stop following the state and the settings model (the section is being dropped)."""
         self._state_watchers.clear()
         self._model_watchers.clear()
+        self._cluster = None  # its widgets no longer write to the settings either
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

@@ -187,14 +187,18 @@ def test_the_design_draws_the_cards_chevron() -> None:
     assert CARD_CSS in sheets and ".card-button svg" in CARD_CSS and "stroke: currentColor" in CARD_CSS
 
 
-def test_an_app_switch_changes_each_open_slot_once(page: OrchestratePage) -> None:
+def test_an_app_switch_changes_the_page_once(page: OrchestratePage) -> None:
     run = page.section("run")  # built and open
-    shown = []
-    for key in ("run", "settings", "notebook"):
-        page.slots[key].slot.param.watch(lambda event, k=key: shown.append((k, list(event.new))), "objects")
+    settings, notebook = page.slots["settings"].slot, page.slots["notebook"].slot
+    shown, changed = [], []
+    page.main.param.watch(lambda event: shown.append(list(event.new)), "objects")
+    for key in ("settings", "notebook"):
+        page.slots[key].slot.param.watch(lambda event, k=key: changed.append(k), "objects")
     page.app_select.value = "flight_telemetry"
     new = page.slots["run"].section
-    assert new is not run and [objs for k, objs in shown if k == "run"] == [[new._layout]]  # no placeholder between
-    assert [k for k, _ in shown].count("settings") == 0  # it follows the app in place: its slot is untouched
-    assert not [k for k, _ in shown if k == "notebook"]  # never opened: its placeholder stays as it was
+    assert new is not run and len(shown) == 1  # Install and Run, rebuilt, are shown in one change
+    assert page.slots["run"].slot in shown[0] and page.slots["run"].slot.objects == [new._layout]  # no placeholder
+    assert page.slots["install"].slot in shown[0] and page.slots["install"].section._layout in page.slots["install"].slot
+    assert page.slots["settings"].slot is settings and page.slots["notebook"].slot is notebook and not changed
+    # settings follows the app in place, notebook was never opened: their slots are untouched
     assert page.slots["notebook"].slot.objects == [page.slots["notebook"].placeholder]

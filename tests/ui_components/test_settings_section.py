@@ -110,13 +110,22 @@ def test_broken_file_offers_reseed() -> None:
 
 def test_follows_app_changes_until_closed(minimal_state: OrchestrateState) -> None:
     section = SystemSettingsSection(minimal_state)
+    pool = section.widgets["pool"]
     minimal_state.app = "flight_telemetry"  # another app: the section binds to its settings
-    section.widgets["pool"].value = True
+    assert section.widgets["pool"] is pool  # the same widgets (the page is not rebuilt)
+    pool.value = True
     assert _cluster_file(minimal_state)["pool"] is True and minimal_state.env.app == "flight_telemetry"
+    minimal_state.app = "minimal_app"  # back: the same widgets show this app's own values
+    assert section.widgets["pool"] is pool and pool.value is False and minimal_state.settings.cluster.pool is False
+    minimal_state.app = "flight_telemetry"
+    assert pool.value is True and "pool" in minimal_state.settings.cluster.param
     section.close()
-    old_widgets = section.widgets
     minimal_state.app = "minimal_app"
-    assert section.widgets is old_widgets  # a closed section no longer rebuilds
+    assert pool.value is True  # a closed section no longer follows the state ...
+    pool.value = False
+    assert _cluster_file(minimal_state).get("pool") is not True and minimal_state.settings.cluster.pool is False
+    minimal_state.app = "flight_telemetry"
+    assert minimal_state.settings.cluster.pool is True  # ... nor writes to the settings
 
 
 def test_trusting_new_ssh_hosts_is_a_visible_switch_off_by_default_saved_alone(minimal_state: OrchestrateState) -> None:
