@@ -26,6 +26,7 @@ import panel as pn
 import param
 
 from ..events import Event, EventBus, LogLine
+from .deferred import show_when
 from .offline import icon
 
 __all__ = ["LEVELS", "EventFeed", "LogView", "log_archive_dir", "ActionStatus", "Watchers", "details_card"]
@@ -221,6 +222,9 @@ class LogView(pn.viewable.Viewer):
         self._lines: deque[LogLine] = deque(maxlen=self.max_lines)
         self._received = 0  # lines received since the last clear; the first kept one is number _received - len(_lines)
         self._chunks: list[tuple[pn.pane.HTML, int, int]] = []  # pane, number of its last line, lines it shows
+        # Panes out of use, kept hidden at the top of the box and reused: a pane taken out of a page
+        # leaves its DOM held by the browser (Panel 1.x), so one per flush would grow without bound.
+        self._spares: list[pn.pane.HTML] = []
         self._box = pn.Column(
             scroll=True, height=self.height, sizing_mode="stretch_width", styles=_BOX_STYLES,
             auto_scroll_limit=1_000_000 if self.follow else 0, scroll_button_threshold=40, view_latest=True,
@@ -236,7 +240,7 @@ class LogView(pn.viewable.Viewer):
         )
         self._clear = pn.widgets.Button(label="Clear", color="light", icon=icon("eraser"), width=90, align="end")
         self._clear.on_click(lambda _e: self.clear())
-        toolbar = pn.Row(
+        self._toolbar = pn.Row(
             pn.widgets.Select.from_param(self.param.level, label="Level", width=110),
             pn.widgets.TextInput.from_param(self.param.search, label="Filter", placeholder="text in the line",
                                             width=220),
@@ -246,7 +250,10 @@ class LogView(pn.viewable.Viewer):
             self._count, self._clear, self._download,
             sizing_mode="stretch_width",
         )
-        self._layout = pn.Card(toolbar, self._dropped_note, self._empty, self._box, title=title,
+        # The toolbar and the box reach the page with the first line (see deferred.show_when): an empty log
+        # shows its sentence only, and a section holding one opens with fewer models to send and lay out.
+        self._lines_view = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
+        self._layout = pn.Card(self._lines_view, self._empty, title=title,
                                sizing_mode="stretch_width", collapsible=True, margin=(5, 0))
         self._feed = EventFeed(bus, self._accepts, self._append, period=self.period)
         self._render()
@@ -309,22 +316,30 @@ class LogView(pn.viewable.Viewer):
         fresh = lines[-len(self._lines):]  # of a batch longer than the buffer, only its kept tail
         keep = self._filter()
         shown = [line for line in fresh if keep(line)]
-        if shown:
-            chunk = self._chunk(shown)
-            self._chunks.append((chunk, self._received, len(shown)))
-            self._box.append(chunk)
         self._drop_old_chunks()
+        if shown:
+            self._chunks.append((self._chunk(shown), self._received, len(shown)))
+        self._show()
         self._update_counts()
 
     def _drop_old_chunks(self) -> None:
-        """Take out of the page the chunks whose lines all left the buffer (no re-render of the rest)."""
+        """Retire the chunks whose lines all left the buffer (no re-render of the rest)."""
         first_kept = self._received - len(self._lines)
         old = 0
         while old < len(self._chunks) and self._chunks[old][1] <= first_kept:
             old += 1
-        if old:
-            self._chunks = self._chunks[old:]
-            self._box.objects = [chunk for chunk, _, _ in self._chunks]
+        self._spares += [chunk for chunk, _, _ in self._chunks[:old]]
+        self._chunks = self._chunks[old:]
+
+    def _show(self) -> None:
+        """The box in one update: the spares emptied and hidden at the top, then the chunks, oldest first
+        (the same panes in a new order: the browser keeps their views)."""
+        for pane in self._spares:
+            if pane.visible or pane.object:
+                pane.param.update(object="", visible=False)
+        objects = self._spares + [chunk for chunk, _, _ in self._chunks]
+        if objects != list(self._box.objects):
+            self._box.objects = objects
 
     def _write_archive(self, lines: list[LogLine]) -> None:
         if self.archive_dir is None or not lines:
@@ -341,15 +356,20 @@ class LogView(pn.viewable.Viewer):
             self.archive_dir = None
 
     def _chunk(self, lines: Iterable[LogLine]) -> pn.pane.HTML:
-        body = "".join(_line_html(line) for line in lines)
-        return pn.pane.HTML(f'<div class="log">{body}</div>', stylesheets=[_LOG_CSS], sizing_mode="stretch_width",
-                            margin=0)
+        """A pane showing ``lines``: a spare one when there is one, else a new one."""
+        body = f'<div class="log">{"".join(_line_html(line) for line in lines)}</div>'
+        if self._spares:
+            pane = self._spares.pop()
+            pane.param.update(object=body, visible=True)
+            return pane
+        return pn.pane.HTML(body, stylesheets=[_LOG_CSS], sizing_mode="stretch_width", margin=0)
 
     @param.depends("level", "search", watch=True)
     def _render(self) -> None:
         shown = self.visible_lines
+        self._spares += [chunk for chunk, _, _ in self._chunks]
         self._chunks = [(self._chunk(shown), self._received, len(shown))] if shown else []
-        self._box.objects = [chunk for chunk, _, _ in self._chunks]
+        self._show()
         self._update_counts()
 
     def _update_counts(self) -> None:
@@ -360,6 +380,7 @@ class LogView(pn.viewable.Viewer):
         self._empty.object = self.empty_text if not kept else "No line matches the filters."
         self._empty.visible = shown == 0
         self._box.visible = shown > 0
+        show_when(self._lines_view, (self._toolbar, self._dropped_note, self._box), kept > 0)
         if self.dropped:
             where = (f"the full log is in `{self.archive}`" if self.archive is not None else
                      "Download saves the lines kept")

@@ -35,7 +35,10 @@ def test_every_widget_of_the_sections_has_a_name(minimal_state: OrchestrateState
         assert _unnamed(section) == [], type(section).__name__
     run = RunSection(minimal_state)
     assert run.benchmark_toggle.label == "Benchmark all modes"  # the switch carries its label (clickable)
-    assert isinstance(run.logs._layout.objects[0].objects[2], pn.widgets.Switch)  # "Follow the tail"
+    minimal_state.bus.log("a line", source="run")  # the log's toolbar shows with its first line
+    run.logs.flush()
+    assert isinstance(run.logs._toolbar.objects[2], pn.widgets.Switch)  # "Follow the tail"
+    assert run.logs._toolbar in run.logs._lines_view and _unnamed(run) == []
     settings = SystemSettingsSection(minimal_state)
     assert isinstance(settings.widgets["verbose"], pn.widgets.IntInput)  # a named field, not an unnamed handle
     assert settings.widgets["verbose"].label == "Verbosity level"

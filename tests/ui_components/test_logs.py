@@ -162,6 +162,27 @@ def test_a_hundred_thousand_lines_keep_a_bounded_page_and_name_the_full_log(tmp_
     assert view.dropped == 0 and not view._dropped_note.visible and len(view.archive.read_text().splitlines()) == 100_000
 
 
+def test_a_long_stream_reuses_the_same_panes_so_the_browser_memory_stays_bounded() -> None:
+    # A pane taken out of a served page leaves its DOM held by the browser: the view keeps a fixed pool
+    # of panes, those out of use hidden and empty, instead of a new pane per flush.
+    bus = EventBus(history=10)
+    view = LogView(bus, max_lines=500)
+    panes: set[int] = set()
+    for batch in range(300):
+        for i in range(50):
+            bus.log(f"line {batch * 50 + i}")
+        view.flush()
+        panes |= {id(pane) for pane in view._box.objects}
+        shown = [pane for pane in view._box.objects if pane.visible]
+        assert all(not pane.object for pane in view._box.objects if not pane.visible)
+        assert sum(pane.object.count('<div class="line') for pane in shown) == 500 or batch < 9
+    assert len(panes) <= 41  # 300 flushes, the same few panes
+    assert "line 14999" in view._box.objects[-1].object and view._box.objects[-1].visible
+    view.search = "line 1499"  # a filter re-renders into one of the same panes
+    assert {id(pane) for pane in view._box.objects} <= panes
+    assert [pane for pane in view._box.objects if pane.visible][0].object.count('<div class="line') == 10
+
+
 def test_without_an_archive_the_note_points_to_the_download() -> None:
     bus = EventBus()
     view = LogView(bus, max_lines=10)
@@ -170,3 +191,16 @@ def test_without_an_archive_the_note_points_to_the_download() -> None:
     view.flush()
     assert view.dropped == 2 and "keeps the last 10 of 12 lines; Download saves the lines kept" in visible_text(view)
     assert view.archive is None
+
+
+def test_an_empty_log_sends_its_sentence_only_until_the_first_line() -> None:
+    bus = EventBus()
+    view = LogView(bus, title="Run logs", empty_text="No run logs yet.")
+    assert view._lines_view.objects == [] and not view._lines_view.visible  # no toolbar, no box in the page
+    assert "No run logs yet." in visible_text(view) and "Follow the tail" not in repr(view._layout)
+    bus.log("first line", source="run")
+    view.flush()
+    assert view._lines_view.visible and view._toolbar in view._lines_view and view._box in view._lines_view
+    assert "first line" in visible_text(view) and "No run logs yet." not in visible_text(view)
+    view.clear()
+    assert not view._lines_view.visible and "No run logs yet." in visible_text(view)
