@@ -46,8 +46,9 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
             bus.emit(PartitionEvent(label=label, worker=slot, state=state, seconds=status.seconds, time=stamp))
 
     client.subscribe_topic(tasks.PROGRESS_TOPIC, on_progress)
-    # The job's common part travels once to every worker, not with each of possibly thousands of tasks.
-    [shared] = await client.scatter([job.slim()], broadcast=True, hash=False)
+    # Every task carries the job's common part (small: neither the partitions nor their order), so
+    # the first task leaves at once, without a round trip to put the job on the workers first.
+    common = job.slim(order=False)
     pooled = bool(job.mode & 1)
     futures = []
     owners: dict[str, str] = {}  # task key -> the slot it runs on
@@ -55,16 +56,21 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
         if not parts:
             continue
         address = cluster.slot_workers[slot]
-        if pooled:
-            futures.append(client.submit(tasks.run_partitions_pooled, shared, slot, parts, workers=[address],
+        if pooled:  # the slot's app worker stops as its task (or its last chunk) ends: ``of``
+            futures.append(client.submit(tasks.run_partitions_pooled, common, slot, parts, 1, workers=[address],
                                          allow_other_workers=False, pure=False, key=f"agi-{job.run_id}-{slot}"))
         else:
             chunks = tasks.chunks(parts)
-            futures.extend(client.map(tasks.run_partitions, [shared] * len(chunks), [slot] * len(chunks), chunks,
-                                      workers=[address], allow_other_workers=False, pure=False,
-                                      key=[f"agi-{job.run_id}-{slot}-{i}" for i in range(len(chunks))]))
+            futures.extend(client.map(tasks.run_partitions, [common] * len(chunks), [slot] * len(chunks), chunks,
+                                      [len(chunks)] * len(chunks), workers=[address], allow_other_workers=False,
+                                      pure=False, key=[f"agi-{job.run_id}-{slot}-{i}" for i in range(len(chunks))]))
         owners.update({str(f.key): slot for f in futures[len(owners):]})
+    # Submitted with the partitions: the scheduler starts it as the last of them ends, not after their
+    # results have reached this process and a new task has come back.
+    reduce = client.submit(tasks.reduce_results, job.slim(), *futures, pure=False, key=f"agi-{job.run_id}-reduce")
     watch = asyncio.create_task(_watch_workers(cluster, running, statuses))
+    beat: asyncio.Future | None = None
+    ended = False
     try:
         async for future in as_completed(futures, with_results=False):
             if future.status == "error":
@@ -83,9 +89,10 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
                                partition=label, worker=slot, details=str(exc))
             if watch.done():
                 watch.result()
-        reduce = client.submit(tasks.reduce_results, shared, *futures, pure=False, key=f"agi-{job.run_id}-reduce")
+        beat = asyncio.ensure_future(_sample_heartbeats(cluster))  # and one as it ends, however short the run
         info = await _race(reduce, watch)
-        await _sample_heartbeats(cluster)  # and one as it ends, however short the run
+        await beat
+        ended = True
         for status in statuses.values():  # results are in: a late progress message changes nothing
             if status.status != "done":
                 status.status = "done"
@@ -93,18 +100,20 @@ async def run_dask(job: Job, cluster: WorkerCluster, bus: EventBus) -> tuple[dic
         return info, statuses
     except BaseException:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.cancel(futures), 5)
+            await asyncio.wait_for(client.cancel([*futures, reduce]), 5)
         if any(s.status not in ("done", "failed") for s in statuses.values()):
             # Cancelling a future does not stop a task a worker thread runs: the cluster is not fit for another run
             cluster.stale = True
         raise
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await watch
+        for task in (watch, beat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         with contextlib.suppress(Exception):
             client.unsubscribe_topic(tasks.PROGRESS_TOPIC)
-        if cluster.client is not None and cluster.alive():
+        if not ended and cluster.client is not None and cluster.alive():  # else every slot's app worker has stopped
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.run(tasks.finish_run, job.run_id), 10)
 

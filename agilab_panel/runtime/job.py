@@ -45,9 +45,10 @@ class Job:
     def from_json(cls, text: str) -> Job:
         return cls(**json.loads(text))
 
-    def slim(self) -> Job:
-        """The same job without its partitions: what every task needs, sent once per worker."""
-        return Job(**{**self.__dict__, "slots": {}})
+    def slim(self, *, order: bool = True) -> Job:
+        """The same job without its partitions (and without their order unless ``order``): what a task
+        needs besides its own partitions."""
+        return Job(**{**self.__dict__, "slots": {}, **({} if order else {"order": []})})
 
     def partitions(self) -> list[tuple[str, dict[str, Any]]]:
         """(slot, partition) pairs in plan order."""

@@ -4,13 +4,17 @@ A worker process keeps one app worker per run (``work_init`` once) and runs its 
 chunks, one Dask task per chunk of consecutive partitions: a Dask task costs the scheduler, the worker
 and the engine about a millisecond, more than a tiny partition itself. Partition starts and ends are
 reported through Dask's event log (the engine subscribes to the topic), a batch of them per message
-at most every ``FLUSH_INTERVAL``. The reduce task calls ``work_done`` with every result in plan order.
+at most every ``FLUSH_INTERVAL``. A slot's app worker stops as the slot's last task ends (its tasks
+know how many they are), so a run that succeeds needs no round trip to the workers after its reduce;
+``finish_run`` stops what a failed or cancelled run left. The reduce task calls ``work_done`` with
+every result in plan order.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
+import traceback
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -24,6 +28,8 @@ FLUSH_INTERVAL = 0.1  # seconds a progress record may wait to share its message 
 CHUNK_MAX = 100  # partitions per Dask task at most
 CHUNKS_PER_SLOT = 4  # a slot's partitions go in this many tasks at least, when it has as many
 _workers: dict[tuple[str, str], Any] = {}
+_ended: dict[tuple[str, str], int] = {}  # tasks of a run's slot that have succeeded, until its last one
+_workers_lock = threading.Lock()
 
 
 class PartitionSkipped(RuntimeError):
@@ -120,9 +126,37 @@ def _app_worker(job: Job, slot: str) -> Any:
     return worker
 
 
-def run_partitions(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
+def _task_ended(job: Job, slot: str, of: int | None) -> None:
+    """One of the ``of`` tasks of a slot has succeeded: after the last one, its app worker stops here and
+    now, in the task (not in a round trip at the run's end). A failing ``stop`` is printed to the
+    worker's log (followed into the run's), as ``finish_run`` never failed a run either."""
+    if of is None:  # the caller stops it (finish_run)
+        return
+    key = (job.run_id, slot)
+    with _workers_lock:
+        if key not in _workers:  # finish_run came first (the run failed): nothing to count
+            return
+        done = _ended[key] = _ended.get(key, 0) + 1
+        if done < of:
+            return
+        del _ended[key]
+        worker = _workers.pop(key)
+    _stop(worker)
+
+
+def _stop(worker: Any) -> None:
+    try:
+        worker.stop()
+    except Exception:
+        traceback.print_exc()
+
+
+def run_partitions(job: Job, slot: str, partitions: list[dict[str, Any]],
+                   of: int | None = None) -> list[tuple[str, Any, float]]:
     """Consecutive partitions of one slot, in order, on its pinned worker; returns (label, result, seconds)
-    of each. A failing partition ends the chunk at once, its exception naming it (``agi_partition``)."""
+    of each. A failing partition ends the chunk at once, its exception naming it (``agi_partition``).
+    ``of``: how many tasks the slot has in this run (its app worker stops after the last), None to
+    leave that to ``finish_run``."""
     worker = _app_worker(job, slot)
     outbox = _progress()
     results = []
@@ -142,11 +176,14 @@ def run_partitions(job: Job, slot: str, partitions: list[dict[str, Any]]) -> lis
     finally:
         if outbox is not None:
             outbox.flush()
+    _task_ended(job, slot, of)
     return results
 
 
-def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]]) -> list[tuple[str, Any, float]]:
-    """Cluster + pool: the worker maps its partitions over a thread pool (Dask workers are daemons)."""
+def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]],
+                          of: int | None = None) -> list[tuple[str, Any, float]]:
+    """Cluster + pool: the worker maps its partitions over a thread pool (Dask workers are daemons).
+    ``of`` as for :func:`run_partitions`."""
     worker = _app_worker(job, slot)
     outbox = _progress()
     failed = threading.Event()
@@ -174,11 +211,13 @@ def run_partitions_pooled(job: Job, slot: str, partitions: list[dict[str, Any]])
         first = next((e for e in errors if not isinstance(e, PartitionSkipped)), errors[0] if errors else None)
         if first is not None:  # the failing partition's own error, not one queued behind it
             raise first
-        return [f.result() for f in futures]
+        results = [f.result() for f in futures]
     finally:  # a failed partition fails the task now, not after the partitions queued behind it
         pool.shutdown(wait=False, cancel_futures=True)
         if outbox is not None:
             outbox.flush()
+    _task_ended(job, slot, of)
+    return results
 
 
 def reduce_results(job: Job, *results: Any) -> dict[str, Any]:
@@ -206,11 +245,13 @@ def warm(worker_ref: str, src_path: str) -> bool:
 
 
 def finish_run(run_id: str) -> int:
-    """Call ``stop`` on this process's app workers of a run (run on every worker at the end)."""
-    done = 0
-    for key in [k for k in _workers if k[0] == run_id]:
-        try:
-            _workers.pop(key).stop()
-        finally:
-            done += 1
-    return done
+    """Call ``stop`` on this process's app workers of a run that did not end well (run on every worker):
+    a slot whose tasks all succeeded has stopped its own already. Returns how many it stopped."""
+    with _workers_lock:
+        keys = [k for k in _workers if k[0] == run_id]
+        for key in [k for k in _ended if k[0] == run_id]:
+            del _ended[key]
+        workers = [_workers.pop(key) for key in keys]
+    for worker in workers:
+        _stop(worker)
+    return len(workers)

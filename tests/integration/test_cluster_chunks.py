@@ -98,3 +98,37 @@ async def test_a_worker_dying_inside_a_chunk_is_blamed_on_the_partition_it_ran(i
     assert info.value.partition == "part-6" and info.value.worker == "127.0.0.1-0"
     assert "died" in str(info.value) and "part-6" in str(info.value)
     assert live_children() - before == set()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", [AGI.DASK_MODE, AGI.DASK_MODE | AGI.POOL_MODE], ids=["chunks", "pool"])
+async def test_a_slot_stops_its_app_worker_once_as_its_last_task_ends(installed, use_home, tmp_path, mode):
+    """The tasks of a slot share one app worker per run; it stops as the slot's last task ends, so before
+    the reduce (no round trip to the workers after the run's result)."""
+    use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    log = tmp_path / "stops.txt"
+    request = RunRequest(params={"partitions": 16, "stop_log": str(log)}, workers={"127.0.0.1": 2}, mode=mode)
+    try:  # in chunks: 8 partitions per slot, 4 tasks of 2
+        result = await AGI.run(env, request, events=EventBus())
+    finally:
+        await AGI.shutdown()
+    assert result.ok and result.rows == 16
+    stops = log.read_text().split()
+    assert sorted(stops[:2]) == ["127.0.0.1-0", "127.0.0.1-1"] and stops[2:] == ["reduce"], stops
+
+
+async def test_a_failed_run_stops_the_app_worker_its_slot_left(installed, use_home, tmp_path):
+    """A run that fails with nothing left running keeps its cluster: the app worker of the failed task is
+    stopped at the end of the run (a run that leaves tasks running ends its workers instead)."""
+    use_home(installed("faulty_app", modes_enabled=AGI.POOL_MODE | AGI.DASK_MODE, apps_path=FAULTY_APPS))
+    env = AgiEnv("faulty_app", apps_path=FAULTY_APPS, verbose=0)
+    log = tmp_path / "stops.txt"
+    request = RunRequest(params={"partitions": 1, "fail_on": 0, "stop_log": str(log)}, workers=ONE_SLOT,
+                         mode=AGI.DASK_MODE)  # the slot's only task fails: it never ends well
+    try:
+        with pytest.raises(RunError, match="part-0"):
+            await AGI.run(env, request, events=EventBus(), keep_cluster=True)
+        assert log.read_text().split() == ["127.0.0.1-0"]  # stopped as the run ended (no reduce ran)
+    finally:
+        await AGI.shutdown()

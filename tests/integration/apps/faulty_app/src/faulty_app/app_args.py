@@ -14,3 +14,4 @@ class FaultyArgs(param.Parameterized):
     prepare_seconds = param.Number(0.0, bounds=(0, None), doc="Time prepare() takes per input file.")
     die_in_reduce = param.String("", doc="A file: a reduce that does not find it creates it, then kills its worker "
                                  "process (the next reduce goes on).")
+    stop_log = param.String("", doc="A file each app worker's stop() appends its worker id to, a line each.")

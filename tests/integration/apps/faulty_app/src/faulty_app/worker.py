@@ -38,3 +38,8 @@ class FaultyWorker(BaseWorker):
             open(flag, "w").close()
             os._exit(19)
         return super().work_done(results)
+
+    def stop(self) -> None:
+        if self.args.get("stop_log"):
+            with open(self.args["stop_log"], "a") as log:
+                log.write(f"{self.worker_id}\n")
