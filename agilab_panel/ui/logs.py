@@ -449,8 +449,8 @@ class ActionStatus(pn.viewable.Viewer):
         self._running = pn.pane.Markdown(self.running_text, margin=(5, 0), visible=False)
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self._details = pn.Column(sizing_mode="stretch_width", margin=0)
-        self._layout = pn.Column(pn.Row(self._spinner, self._running), self._alert, self._details,
-                                 sizing_mode="stretch_width", margin=0)
+        # its parts reach the page when the action first runs or fails (see deferred.show_when)
+        self._layout = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         self._watchers = Watchers()
         self._watchers.watch(state, self._busy_changed, ["busy"])
         if "env" in state.param:  # another app's error is not this one's
@@ -478,6 +478,8 @@ class ActionStatus(pn.viewable.Viewer):
         self._alert.alert_type = "warning" if self.error.endswith("cancelled") else "danger"
         self._alert.visible = bool(self.error)
         self._details.objects = [details_card(self.details)] if self.error and self.details else []
+        show_when(self._layout, lambda: (pn.Row(self._spinner, self._running), self._alert, self._details),
+                  self.running or bool(self.error))
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

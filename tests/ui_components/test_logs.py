@@ -106,6 +106,7 @@ class _State(param.Parameterized):
 def test_action_status_shows_error_and_details() -> None:
     state = _State()
     status = ActionStatus(state, "INSTALL")
+    assert status._layout.objects == [] and not status._layout.visible  # nothing sent before the first run
     state.busy = "INSTALL"
     assert status.running and "INSTALL is running" in visible_text(status)
     state.param.update(error="INSTALL failed: host 10.0.0.9: step 'venv' failed: no space left",
@@ -119,6 +120,9 @@ def test_action_status_shows_error_and_details() -> None:
     state.busy = ""
     state.busy = "INSTALL"
     assert not status.error  # a new run clears the old outcome
+    state.error = ""
+    state.busy = ""
+    assert not status._layout.visible and not visible_text(status).strip()  # a success shows nothing
 
 
 class _AppState(_State):
