@@ -18,6 +18,7 @@ from ..appcheck import Problem, check_app
 from ..apps import discover_apps
 from ..presets import split_preset
 from ..scaffold import KINDS, new_app
+from .deferred import show_when
 
 __all__ = ["AppProblems", "ArgumentSets", "NewAppDialog", "DEFAULT_APPS_FOLDER"]
 
@@ -54,12 +55,14 @@ class NewAppDialog(pn.viewable.Viewer):
         self.form = pn.Column(self.name_input, self.kind_select, self.folder_select,
                               pn.Row(self.create_button, self.cancel_button), self._message,
                               visible=False, sizing_mode="stretch_width")
+        self._form_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)  # the form once opened
         self.open_button.on_click(lambda _: self._toggle(True))
         self.cancel_button.on_click(lambda _: self._toggle(False))
         self.create_button.on_click(lambda _: self.create())
 
     def _toggle(self, open_: bool) -> None:
         self.form.visible = open_
+        show_when(self._form_box, [self.form], open_)  # sent to the page when first opened
         self.open_button.visible = not open_
         if open_:
             self._show("")
@@ -92,7 +95,7 @@ class NewAppDialog(pn.viewable.Viewer):
         return path
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.open_button, self.form, self._message, sizing_mode="stretch_width", margin=0)
+        return pn.Column(self.open_button, self._form_box, self._message, sizing_mode="stretch_width", margin=0)
 
 
 class AppProblems(pn.viewable.Viewer):
@@ -110,7 +113,8 @@ class AppProblems(pn.viewable.Viewer):
                                   styles={"border-left": "3px solid #d9534f", "padding": "2px 8px"})
         self.again_button = pn.widgets.Button(label="Check again", color="light", width=110)
         self.again_button.on_click(lambda _: self.check_again())
-        self._layout = pn.Column(self._pane, self.again_button, visible=False, sizing_mode="stretch_width", margin=0)
+        # filled when there is a problem to show (see deferred.show_when): a page without one sends nothing
+        self._layout = pn.Column(visible=False, sizing_mode="stretch_width", margin=0)
         self._task: asyncio.Future | None = None
         state.param.watch(self._changed, ["broken_app", "settings_error", "env"])
         self._changed()
@@ -152,7 +156,7 @@ class AppProblems(pn.viewable.Viewer):
     def _render(self) -> None:
         refused = bool(self.app) and self.state.broken_app == self.app
         if not refused and not self.problems:  # a settings file at fault, not the app: that section says so
-            self._layout.visible = False
+            show_when(self._layout, [self._pane, self.again_button], False)
             return
         name = html.escape(self.app)
         head = f"<b>{name}</b> could not be opened" if refused else f"<b>{name}</b> does not load"
@@ -163,7 +167,7 @@ class AppProblems(pn.viewable.Viewer):
         else:
             body = f"{head}, and check-app finds nothing wrong with its files now: check again."
         self._pane.object = body
-        self._layout.visible = True
+        show_when(self._layout, [self._pane, self.again_button], True)
 
     def check_again(self) -> None:
         """Open the app again (after its author edited it): the problems go away once it loads."""
@@ -199,8 +203,8 @@ class ArgumentSets(pn.viewable.Viewer):
         self.load_button = pn.widgets.Button(label="Load into args", color="light", width=130)
         self.load_button.on_click(lambda _: self.load())
         self._note = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px"}, margin=(0, 10))
-        self._layout = pn.Column(self.select, self.load_button, self._note, visible=False,
-                                 sizing_mode="stretch_width", margin=0)
+        # filled once the app has argument sets or merged keys to show (see deferred.show_when)
+        self._layout = pn.Column(visible=False, sizing_mode="stretch_width", margin=0)
         state.param.watch(self._changed, ["settings"])
         self._changed()
 
@@ -213,7 +217,7 @@ class ArgumentSets(pn.viewable.Viewer):
             self.select.value = presets[0] if presets else None
         self.select.visible = self.load_button.visible = bool(presets)
         self._note.object = (f"Added from the app's settings: {', '.join(f'`{k}`' for k in merged)}" if merged else "")
-        self._layout.visible = bool(presets or merged)
+        show_when(self._layout, [self.select, self.load_button, self._note], bool(presets or merged))
 
     def load(self) -> dict[str, Any] | None:
         """Save the chosen set's arguments into ``[args]`` (the other arguments keep their values)."""

@@ -22,6 +22,7 @@ def test_new_app_is_written_and_selected(tmp_path: Path) -> None:
     state = OrchestrateState("minimal_app", apps_path=[str(apps)])
     dialog = NewAppDialog(state)
     assert dialog.folder_select.options == [str(apps), str(DEFAULT_APPS_FOLDER)]  # no free path from the browser
+    assert dialog._form_box.objects == [] and "Name" not in visible_text(dialog)  # the form is sent when opened
     dialog.open_button.clicks += 1
     assert dialog.form.visible and "Name" in visible_text(dialog)
 
@@ -78,8 +79,9 @@ def test_argument_sets_load_into_args_and_merged_keys_are_said(tmp_path: Path) -
     seed = app / "app_settings.toml"
     seed.write_text(seed.read_text().replace("[cluster]", "[args.presets.tiny]\npoints = 500\ndata_out = \"tiny/out\"\n\n[cluster]"))
     state = OrchestrateState("sets_app", apps_path=[str(apps)])
+    assert ArgumentSets(OrchestrateState("minimal_app"))._layout.objects == []  # no sets: nothing sent to the page
     sets = ArgumentSets(state)
-    assert sets.select.options == ["tiny"] and sets._layout.visible
+    assert sets.select.options == ["tiny"] and sets._layout.visible and sets.select in sets._layout
 
     sets.load()
     saved = tomllib.loads(state.env.settings_path.read_text())["args"]
