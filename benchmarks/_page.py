@@ -40,9 +40,10 @@ RENDER_PROBE = """
 })();
 """
 
-# Records the last moment the page was busy with an update: a message from the server arrived, or a
-# Bokeh view was still rendering at an animation frame. Once nothing happened for a while, that moment
-# (plus one frame) is when the update was on screen. Also records the time of the latest click.
+# Records the last moment the page was busy with an update: a message from the server arrived (not
+# counting the acknowledgements of the page's own messages, which change nothing on screen), or a Bokeh
+# view was still rendering at an animation frame. Once nothing happened for a while, that moment (plus
+# one frame) is when the update was on screen. Also records the time of the latest click.
 SETTLE_PROBE = """
 (() => {
   window.__busy_ms = 0;
@@ -51,7 +52,13 @@ SETTLE_PROBE = """
   window.WebSocket = class extends Native {
     constructor(...args) {
       super(...args);
-      this.addEventListener("message", () => { window.__busy_ms = performance.now(); });
+      let counted = true;  // a Bokeh message is a header frame, then its other frames
+      this.addEventListener("message", (event) => {
+        if (typeof event.data === "string" && event.data.startsWith('{"msgid"')) {
+          counted = !/"msgtype": *"OK"/.test(event.data);
+        }
+        if (counted) window.__busy_ms = performance.now();
+      });
     }
   };
   document.addEventListener("click", () => { window.__click_ms = performance.now(); }, true);
@@ -148,6 +155,11 @@ def settled_ms(page, quiet_ms: int = 700, timeout: float = 120_000) -> float:  #
     (the page must carry :data:`SETTLE_PROBE`). The quiet wait itself is not part of the figure."""
     page.wait_for_function(f"performance.now() - window.__busy_ms > {quiet_ms}", timeout=timeout, polling=50)
     return float(page.evaluate("window.__busy_ms"))
+
+
+def page_epoch_ms(page, ms: float) -> float:  # noqa: ANN001
+    """A page time (``performance.now()``) as milliseconds since the epoch, the clock of ``time.time()``."""
+    return float(page.evaluate("performance.timeOrigin")) + ms
 
 
 def heap_and_nodes(page) -> tuple[float, int]:  # noqa: ANN001
