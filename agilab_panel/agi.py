@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -287,8 +288,10 @@ async def _run_mode(env: AgiEnv, inputs: Any, mode: int, request: RunRequest, bu
         partitions=list(statuses.values()), workers=dict(inputs.workers),
         nodes=len(inputs.workers) if mode & modes.DASK_MODE else 1, cluster=how, finished=time.time(),
     )
-    # what every session and command reads back as the app's last run (the plan is distribution_tree.json)
-    atomic_write_text(env.last_run_path, json.dumps({**result.to_dict(), "plan": None, "time": result.finished}))
+    # what every session and command reads back as the app's last run (the plan is distribution_tree.json,
+    # so it is not copied into the record first)
+    record = dataclasses.replace(result, plan={}).to_dict()
+    atomic_write_text(env.last_run_path, json.dumps({**record, "plan": None, "time": result.finished}))
     bus.emit(RunEvent(app=env.app, mode=mode, state="done", seconds=seconds))
     return result
 

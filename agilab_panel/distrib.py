@@ -14,6 +14,7 @@ from .hosts import validate_workers
 from .paths import PathEscapeError
 from .plan import PlanError, WorkPlan, build_plan
 from .prepare import locked_prepare, run_interruptible
+from .runtime.base import BaseManager
 from .settings import AppSettings, args_to_dict, make_args
 
 __all__ = ["RunInputs", "resolve_inputs", "build_distribution", "prepare_inputs", "plan_for_run", "save_plan",
@@ -84,8 +85,11 @@ async def build_distribution(env: AgiEnv, inputs: RunInputs, bus: EventBus | Non
 
 async def prepare_inputs(env: AgiEnv, inputs: RunInputs, bus: EventBus | None = None) -> None:
     """Prepare the inputs a saved plan reads (apps regenerate what is missing); stops when the caller is
-    cancelled, and waits while another prepare of the same inputs runs."""
+    cancelled, and waits while another prepare of the same inputs runs. A manager without a ``prepare``
+    of its own has nothing to prepare: no thread, no lock (a run pays neither)."""
     manager = env.spec.manager_class()(inputs.args, inputs.data_in, inputs.data_out)
+    if getattr(type(manager), "prepare", None) is BaseManager.prepare:
+        return
     await run_interruptible(partial(locked_prepare, manager, inputs.data_in, bus, env.app, False))
 
 

@@ -288,7 +288,7 @@ class WorkPlan:
             raise PlanError("partition labels must be unique")
         if set(self.assignment) != set(labels):
             raise PlanError("every partition must be assigned to exactly one worker slot")
-        bad = {s for s in self.assignment.values() if not self.has_slot(s)}
+        bad = {s for s in set(self.assignment.values()) if not self.has_slot(s)}  # each slot once
         if bad:
             raise PlanError(f"unknown worker slots {sorted(bad)}")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from agilab_panel import AGI, AgiEnv, EventBus, RunRequest
-from agilab_panel.prepare import THREAD_PREFIX
+from agilab_panel.distrib import prepare_inputs, resolve_inputs
+from agilab_panel.prepare import THREAD_PREFIX, prepare_lock_path
 from proctable import until
 
 pytestmark = pytest.mark.integration
@@ -96,3 +97,21 @@ async def test_cancelling_a_service_submission_stops_the_app_preparing_its_input
         assert _inputs(data_in) == written and len(written) < params["prepare_files"]
     finally:
         await AGI.serve(env, "stop", stop_timeout=5)
+
+
+
+@pytest.mark.parametrize(("app", "apps_path", "prepares"), [("minimal_app", None, False), ("faulty_app", FAULTY_APPS, True)])
+async def test_only_an_app_with_a_prepare_takes_the_inputs_lock_before_a_run(agilab_dirs, monkeypatch, app, apps_path,
+                                                                             prepares):
+    """A run from a saved plan prepares the inputs first: an app without a ``prepare`` of its own has
+    nothing to prepare, so no thread starts and no lock is taken (its runs pay neither)."""
+    env = AgiEnv(app, apps_path=apps_path, verbose=0)
+    inputs = resolve_inputs(env, {}, WORKERS)
+    lock = prepare_lock_path(inputs.data_in)
+    started: list[str] = []
+    start = threading.Thread.start
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", lambda thread: (started.append(thread.name), start(thread))[1])
+        await prepare_inputs(env, inputs)
+    assert lock.exists() == prepares
+    assert any(name.startswith(THREAD_PREFIX) for name in started) == prepares
