@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
+import math
 import os
 import re
 import sys
@@ -34,6 +36,11 @@ __all__ = ["LEVELS", "EventFeed", "LogView", "log_archive_dir", "ActionStatus", 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 _MAX_CHUNKS = 40  # appended HTML blocks before they are merged into one
+# A fast stream (more than this many lines waiting) is shown at most once a second, its last lines only;
+# the whole buffer once it calms down: the browser would otherwise lay out up to a whole buffer of lines
+# five times a second, and fall further and further behind.
+_BURST_LINES = 1_000
+_BURST_GAP = 1.0  # seconds
 
 _LOG_CSS = """
 :host { width: 100%; }
@@ -225,6 +232,10 @@ class LogView(pn.viewable.Viewer):
         # Panes out of use, kept hidden at the top of the box and reused: a pane taken out of a page
         # leaves its DOM held by the browser (Panel 1.x), so one per flush would grow without bound.
         self._spares: list[pn.pane.HTML] = []
+        self._shown_upto = 0  # number of the last line received that the page shows (or filtered out)
+        self._shown_at = -math.inf  # when the page last took new lines (time.monotonic)
+        self._tail_only = False  # the page shows only the tail of the buffer, after a fast burst
+        self._now = time.monotonic
         self._box = pn.Column(
             scroll=True, height=self.height, sizing_mode="stretch_width", styles=_BOX_STYLES,
             auto_scroll_limit=1_000_000 if self.follow else 0, scroll_button_threshold=40, view_latest=True,
@@ -301,7 +312,42 @@ class LogView(pn.viewable.Viewer):
         """Show the queued lines now; returns how many arrived."""
         return self._feed.flush()
 
+    def tick(self) -> int:
+        """What the periodic callback does: take the queued lines and show them. When more than
+        ``_BURST_LINES`` wait, the page shows only the last ``_BURST_LINES`` lines kept, at most once per
+        ``_BURST_GAP`` s, and the whole buffer at the first tick without new lines. Returns how many
+        lines arrived."""
+        batch = self._feed.drain()
+        if batch:
+            self._take(batch)
+        waiting = min(self._received - self._shown_upto, len(self._lines))
+        if waiting > _BURST_LINES:
+            if self._now() - self._shown_at >= _BURST_GAP:
+                self._show_tail()
+        elif waiting:
+            self._show_new()
+        elif self._tail_only:
+            self._render()
+        return len(batch)
+
+    def _show_tail(self) -> None:
+        """The page shows only the last ``_BURST_LINES`` lines kept (see :meth:`tick`)."""
+        self._shown_at = self._now()
+        keep = self._filter()
+        shown = [line for line in itertools.islice(self._lines, max(0, len(self._lines) - _BURST_LINES), None)
+                 if keep(line)]
+        self._spares += [chunk for chunk, _, _ in self._chunks]
+        self._chunks = [(self._chunk(shown), self._received, len(shown))] if shown else []
+        self._shown_upto, self._tail_only = self._received, True
+        self._show()
+        self._update_counts()
+
     def _append(self, batch: list[Event]) -> None:
+        self._take(batch)
+        self._show_new()
+
+    def _take(self, batch: list[Event]) -> None:
+        """Keep and archive the lines of ``batch`` (the page shows them at :meth:`_show_new`)."""
         lines = [e for e in batch if isinstance(e, LogLine)]
         if self.host_name is not None:
             lines = [replace(line, host=self.host_name(line.host)) if line.host else line for line in lines]
@@ -310,10 +356,16 @@ class LogView(pn.viewable.Viewer):
         self._lines.extend(lines)
         self._received += len(lines)
         self.dropped += before + len(lines) - len(self._lines)
+
+    def _show_new(self) -> None:
+        """Add the kept lines not shown yet to the page, as one more chunk."""
+        self._shown_at = self._now()
         if len(self._chunks) >= _MAX_CHUNKS:
             self._render()
             return
-        fresh = lines[-len(self._lines):]  # of a batch longer than the buffer, only its kept tail
+        waiting = min(self._received - self._shown_upto, len(self._lines))
+        fresh = list(itertools.islice(self._lines, len(self._lines) - waiting, None)) if waiting else []
+        self._shown_upto = self._received
         keep = self._filter()
         shown = [line for line in fresh if keep(line)]
         self._drop_old_chunks()
@@ -367,6 +419,7 @@ class LogView(pn.viewable.Viewer):
     @param.depends("level", "search", watch=True)
     def _render(self) -> None:
         shown = self.visible_lines
+        self._shown_upto, self._tail_only = self._received, False
         self._spares += [chunk for chunk, _, _ in self._chunks]
         self._chunks = [(self._chunk(shown), self._received, len(shown))] if shown else []
         self._show()
@@ -407,8 +460,8 @@ class LogView(pn.viewable.Viewer):
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Flush queued lines every ``period`` ms on the current session's event loop."""
-        self._feed.start()
+        """Show queued lines every ``period`` ms on the current session's event loop (see :meth:`tick`)."""
+        self._feed.start(self.tick)
 
     def close(self) -> None:
         """Stop following the bus and stop the periodic flush."""

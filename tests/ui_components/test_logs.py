@@ -187,6 +187,45 @@ def test_a_long_stream_reuses_the_same_panes_so_the_browser_memory_stays_bounded
     assert [pane for pane in view._box.objects if pane.visible][0].object.count('<div class="line') == 10
 
 
+def test_a_fast_stream_shows_its_tail_at_most_once_a_second_then_the_whole_buffer() -> None:
+    # The periodic tick shows a burst of more than 1,000 waiting lines at most once a second, and only
+    # its last 1,000 lines, so the browser never lays out a whole buffer five times a second; once no
+    # new line arrives the page shows the whole buffer; a few lines show at the next tick.
+    bus = EventBus(history=10)
+    view = LogView(bus, max_lines=5000)
+    now = [100.0]
+    view._now = lambda: now[0]
+
+    def page_text() -> str:
+        return "".join(pane.object for pane in view._box.objects)
+
+    def burst(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            bus.log(f"line {i}")
+
+    burst(0, 3000)
+    assert view.tick() == 3000 and ">line 2999<" in page_text() and ">line 1999<" not in page_text()
+    burst(3000, 3000)
+    now[0] += 0.2
+    assert view.tick() == 3000 and ">line 5999<" not in page_text()  # kept, not shown yet
+    assert view.lines[-1].text == "line 5999"
+    now[0] += 0.8
+    burst(6000, 3000)
+    assert view.tick() == 3000  # a second after the previous burst: its tail
+    assert ">line 8999<" in page_text() and ">line 7999<" not in page_text()
+    now[0] += 0.2
+    assert view.tick() == 0  # the stream calmed: the whole buffer, each line once
+    assert page_text().count('<div class="line') == 5000 and ">line 4000<" in page_text()
+    assert page_text().count(">line 8999<") == 1 and "5,000 lines" in view._count.object
+    burst(9000, 5)
+    now[0] += 0.2
+    view.tick()
+    assert ">line 9004<" in page_text()  # a few lines show at once
+    burst(9005, 3000)
+    assert view.flush() == 3000 and ">line 12004<" in page_text()  # flush() shows every kept line at once
+    assert ">line 9005<" in page_text()
+
+
 def test_without_an_archive_the_note_points_to_the_download() -> None:
     bus = EventBus()
     view = LogView(bus, max_lines=10)
