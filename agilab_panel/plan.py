@@ -59,9 +59,11 @@ def _check_fields(label: Any, weight: Any, payload: Any) -> None:
     """A text label, a finite non-negative weight and a mapping payload, or a PlanError naming the partition."""
     if not isinstance(label, str) or not label:
         raise PlanError(f"partition label {label!r} must be a non-empty string")
-    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
+    kind = type(weight)  # int and float first: the abstract checks cost more than the rest of a plan's load
+    if ((kind is not float and kind is not int and (isinstance(weight, bool) or not isinstance(weight, numbers.Real)))
+            or not math.isfinite(weight) or weight < 0):
         raise PlanError(f"partition {label!r} has weight {weight!r}: a weight must be a finite number, not negative")
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise PlanError(f"partition {label!r}: payload must be a mapping, not {type(payload).__name__}")
 
 
@@ -89,12 +91,15 @@ def _plan_text(data: Mapping[str, Any]) -> str:
     return "{\n" + ",\n".join(f"  {_ENCODE(str(k))}: {block(v)}" for k, v in data.items()) + "\n}\n"
 
 
-def _checked_partitions(items: Sequence[tuple[Any, Any, Any]]) -> list[Partition]:
+def _checked_partitions(items: Sequence[tuple[Any, Any, Any]], *, json_data: bool = False) -> list[Partition]:
     """``_checked_partition`` of each (label, weight, payload), with one JSON round trip for all the
     payloads (one per partition cost more than the balancing); when it fails, each payload is checked
-    alone so that the error names the partition to blame."""
+    alone so that the error names the partition to blame. ``json_data``: the payloads were just read
+    from JSON, so they are JSON data already (no round trip)."""
     for item in items:
         _check_fields(*item)
+    if json_data:
+        return [Partition(label, float(weight), dict(payload)) for label, weight, payload in items]
     try:
         payloads = _json_data([dict(payload) for _, _, payload in items], "partition payloads")
     except PlanError:
@@ -260,7 +265,9 @@ class WorkPlan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WorkPlan:
+    def from_dict(cls, data: Mapping[str, Any], *, json_data: bool = False) -> WorkPlan:
+        """The plan ``data`` describes (``json_data``: just parsed from JSON, so its payloads need no
+        JSON round trip), or a PlanError saying what is wrong."""
         if not isinstance(data, Mapping):
             raise PlanError(f"not a work plan (a JSON {type(data).__name__}, not an object)")
         if data.get("schema") != PLAN_SCHEMA:
@@ -269,7 +276,8 @@ class WorkPlan:
             app=data["app"],
             workers=validate_workers(data["workers"]),
             args=dict(data["args"]),
-            partitions=_checked_partitions([(p["label"], p["weight"], p.get("payload", {})) for p in data["partitions"]]),
+            partitions=_checked_partitions([(p["label"], p["weight"], p.get("payload", {})) for p in data["partitions"]],
+                                           json_data=json_data),
             assignment=dict(data["assignment"]),
             edited=bool(data.get("edited", False)),
             created=float(data.get("created", time.time())),
@@ -303,7 +311,7 @@ class WorkPlan:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise PlanError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(data, json_data=True)
 
 
 def build_plan(
