@@ -20,6 +20,7 @@ from ..service.gate import evaluate_gate
 from ..service.health import health_path
 from ..settings import ServiceHealthSettings
 from ..snippets import SERVICE_ACTIONS, service_snippet
+from .deferred import show_when
 from .logs import Watchers, details_card
 from .offline import icon
 from .run_section import muted
@@ -131,6 +132,8 @@ class ServiceSection(pn.viewable.Viewer):
         self._spinner = pn.indicators.LoadingSpinner(value=True, size=20, margin=(12, 10), visible=False)
         self._outcome = pn.pane.Alert("", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self._details = pn.Column(sizing_mode="stretch_width", margin=0)
+        # the outcome and its details reach the page with the first action (see deferred.show_when)
+        self._outcome_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         self.fields: dict[str, pn.widgets.Widget] = {}
         self.messages: dict[str, FieldMessage] = {}
         self._settings_body = pn.Column(sizing_mode="stretch_width", margin=0)
@@ -142,7 +145,7 @@ class ServiceSection(pn.viewable.Viewer):
                   "against the thresholds below. The snippet does the same from Python."),
             self.snippet_choice, self.snippet,
             pn.Row(*self.buttons.values(), self._spinner, sizing_mode="stretch_width", margin=0),
-            self._outcome, self._details, self._settings_card, self.monitor,
+            self._outcome_box, self._settings_card, self.monitor,
             title="Service mode", sizing_mode="stretch_width", collapsible=True,
         )
         self._own.watch(self.control, lambda *_: self.snippet.refresh(), ["snippet_action"])
@@ -186,6 +189,7 @@ class ServiceSection(pn.viewable.Viewer):
                                    visible=bool(control.outcome) and not control.busy)
         self._details.objects = ([details_card(control.error_details)]
                                  if control.error_details and not control.busy else [])
+        show_when(self._outcome_box, [self._outcome, self._details], bool(control.outcome or control.error_details))
 
     def _after_action(self, event: param.parameterized.Event) -> None:
         if not event.new and self.monitor.watching:

@@ -180,15 +180,16 @@ def test_the_section_follows_another_app_in_place(minimal_state: OrchestrateStat
     """The page keeps an idle Service section across an app switch: nothing of the previous app's service
     stays (outcome, health table, plotted history), the monitor reads the new app's folder."""
     section = ServiceSection(minimal_state)
-    assert section.follows_app
+    assert section.follows_app and section._outcome_box.objects == []  # no outcome yet: none sent to the page
     section.control.param.update(outcome="**STOP:** stopped", ok=True)
+    assert section._outcome in section._outcome_box and section._outcome_box.visible
     section.monitor.apply({"status": "running", "message": "1 loop", "queue": {"pending": 2},
                            "rows": [{"worker": "w1", "healthy": True, "heartbeat_age_sec": 0.5}]})
     assert section._outcome.visible and not section.monitor.table.value.empty and section.monitor._plots.objects
     minimal_state.app = "flight_telemetry"
     monitor = section.monitor
     assert monitor.app == "flight_telemetry" and monitor.share == str(minimal_state.env.share)
-    assert section.control.outcome == "" and not section._outcome.visible
+    assert section.control.outcome == "" and not section._outcome.visible and not section._outcome_box.visible
     assert monitor.status == "" and monitor.table.value.empty and not monitor._plots.visible
     assert monitor.ages.data.empty and monitor._empty.visible and "flight_telemetry" in monitor._status.object
     section.control.busy = "status"  # an action's outcome belongs to its app: the page builds a new section
