@@ -81,7 +81,10 @@ class LoadDataSection(pn.viewable.Viewer):
         await self.load()
 
     async def load(self) -> pd.DataFrame | None:
-        """Read the latest output (in a thread: outputs can be large) and show it."""
+        """Read the latest output (in a thread: outputs can be large) and show it; while one load is under
+        way another call waits for nothing and returns ``None`` (the button shows the one under way)."""
+        if self.load_button.loading:
+            return None
         self._error.visible = False
         self._details.objects = []
         path = AGI.last_output(self.state.env) if self.state.env is not None else None
@@ -110,6 +113,7 @@ class LoadDataSection(pn.viewable.Viewer):
         self._error.visible = self._newer.visible = False
         self._details.objects = []
         changed = self.frame is not None
+        self.table = None  # the page drops it with the frame: the next app's preview gets a table of its own
         self.param.update(frame=None, path="")
         if not changed:
             self._show()  # the empty state again, in place of the previous app's error

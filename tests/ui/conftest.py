@@ -109,12 +109,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     yield from serve_dashboard(dirs, base)
 
 
+_SERVE_WITH_STACK_DUMPS = (
+    "import faulthandler, runpy, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+    "sys.argv[0] = 'agilab_panel.cli'; runpy.run_module('agilab_panel.cli', run_name='__main__', alter_sys=True)"
+)
+
+
 def serve_dashboard(dirs: dict[str, Path], base: Path) -> Iterator[Served]:
     """Serve the dashboard over ``dirs`` (its log in ``base``) until the generator is closed."""
     env = {k: v for k, v in os.environ.items() if k != "AGILAB_APPS_PATH"}
     env.update({k: str(v) for k, v in dirs.items()}, PYTHONUNBUFFERED="1")
     port = _free_port()
-    cmd = [sys.executable, "-m", "agilab_panel.cli", "serve", "--port", str(port)]
+    # SIGUSR1 makes the server write every thread's stack to its log: what a failed test reports.
+    cmd = [sys.executable, "-c", _SERVE_WITH_STACK_DUMPS, "serve", "--port", str(port)]
     log = base / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -199,10 +206,29 @@ def assert_clean(page: object) -> None:
     assert not page.external_requests, page.external_requests  # type: ignore[attr-defined]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed browser test's report ends with what the server logged meanwhile: a timeout in the browser
+    often has its cause on the server side."""
+    outcome = yield
+    report = outcome.get_result()
+    served = item.funcargs.get("served") if hasattr(item, "funcargs") else None
+    if report.failed and report.when == "call" and isinstance(served, Served):
+        start = getattr(item, "_log_start", 0)
+        if served.proc.poll() is None:  # every thread's stack: where a request that never ended waits
+            os.kill(served.proc.pid, signal.SIGUSR1)
+            time.sleep(1.0)
+        with open(served.log, "rb") as handle:
+            handle.seek(start)
+            text = handle.read().decode(errors="replace")
+        report.sections.append(("server log during the test, then its threads (last 20,000 characters)",
+                                text[-20000:]))
+
+
 @pytest.fixture
-def page(browser: object, served: Served) -> Iterator[object]:
+def page(request: pytest.FixtureRequest, browser: object, served: Served) -> Iterator[object]:
     """A page of the dashboard; the test fails on a page error, a request to another host or a server error."""
-    start = served.log_size()
+    start = request.node._log_start = served.log_size()
     page = open_page(browser, served)
     try:
         yield page

@@ -204,14 +204,17 @@ def _expect_app_a(page, shot, name: str) -> None:  # noqa: ANN001
     assert _button(page, "RUN").is_enabled() and _visible(page, "Ready.") >= 1
     assert _visible(page, "No distribution yet") == 0 and _visible(page, "No output yet") == 0
     loaded = page.get_by_text(re.compile(r"4 rows × \d+ columns · .* loaded at")).first
-    for attempt in range(3):  # a click that reaches a button the switch is still replacing is lost: click again
-        _button(page, "LOAD DATA").last.click()  # the section's button (its card header bears the same name)
+    load = _button(page, "LOAD DATA").last  # the section's button (its card header bears the same name)
+    spinning = page.locator(".pn-loading").filter(has=load)
+    for attempt in range(3):  # a click that reaches the page while the switch still redraws it is lost: again
+        load.click()
         try:
             expect(loaded).to_be_visible(timeout=30_000)
             break
         except AssertionError:
             if attempt == 2:
                 raise
+            expect(spinning).to_have_count(0, timeout=120_000)  # a load under way is waited for, never clicked
     shot(page, name)
 
 

@@ -86,8 +86,42 @@ async def test_another_app_clears_the_preview(state: OrchestrateState) -> None:
     _output(state, "out.parquet", 5)
     section = LoadDataSection(state)
     await section.load()
+    table = section.table
     state.app = "flight_telemetry"
     assert section.frame is None and "Nothing loaded yet" in visible_text(section)
+    assert section.table is None and section._body.objects != [table]  # the page no longer shows that table
+
+    state.app = "minimal_app"  # back: the same columns get a new table, not the one the page dropped
+    await section.load()
+    assert section.table is not None and section.table is not table and section._body.objects == [section.table]
+
+
+async def test_one_load_at_a_time(state: OrchestrateState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second LOAD DATA while one reads the output starts no second read, and the button's spinner
+    ends with the read under way."""
+    import asyncio
+    import threading
+
+    from agilab_panel.ui import data_section
+
+    _output(state, "out.parquet", 5)
+    release, reads = threading.Event(), []
+
+    def slow_read(path: object) -> pd.DataFrame:
+        reads.append(path)
+        release.wait(10)
+        return pd.read_parquet(path)
+
+    monkeypatch.setattr(data_section, "output_frame", slow_read)
+    section = LoadDataSection(state)
+    first = asyncio.create_task(section.load())
+    while not reads:
+        await asyncio.sleep(0.01)
+    assert section.load_button.loading
+    assert await section.load() is None and len(reads) == 1  # refused at once, no second read
+    release.set()
+    frame = await first
+    assert frame is not None and len(frame) == 5 and not section.load_button.loading and len(reads) == 1
 
 
 async def test_prepare_data_select_all_and_export(state: OrchestrateState) -> None:
