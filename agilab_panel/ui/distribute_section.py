@@ -25,7 +25,8 @@ from ..settings import args_to_dict
 from .snippet_view import SnippetView
 from .logs import ActionStatus, Watchers, cancel_button, details_card
 from .offline import icon
-from .plan_graph import compact_number, load_bars, plan_graph, plan_labels
+from .inplace_plot import InPlacePlot
+from .plan_graph import bars_shape, compact_number, load_bars, plan_tree, tree_shape
 from .settings_section import FieldMessage
 from .deferred import show_when
 from .tables import sort_arrows
@@ -388,6 +389,7 @@ class WorkplanEditor(pn.viewable.Viewer):
         )
         self.table.param.watch(self._edited, "value")
         self.bars = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
+        self.bars_plot = InPlacePlot(self.bars, load_bars, bars_shape)  # an edit redraws the chart in place
         self._state_watchers = Watchers()
         self.save_button = pn.widgets.Button(label="Save work plan", color="primary", icon=icon("device-floppy"),
                                              width=160)
@@ -474,7 +476,7 @@ class WorkplanEditor(pn.viewable.Viewer):
 
     def _redraw(self) -> None:
         plan = self.state.plan
-        self.bars.object = load_bars(plan)
+        self.bars_plot.show(plan)
         loads = plan.loads()
         mean = sum(loads.values()) / len(loads) if loads else 0.0
         heaviest = max(loads, key=loads.get) if loads else "-"
@@ -520,6 +522,7 @@ class DistributeSection(pn.viewable.Viewer):
         self.plan_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self.workplan = WorkplanEditor(state)
         self.tree = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10))
+        self.tree_plot = InPlacePlot(self.tree, plan_tree, tree_shape)  # a plan of the same shape: same figure
         # Shown and hidden through its box: once drawn in a served page, a HoloViews pane whose own
         # ``visible`` changes passes the design to its Bokeh figure, which refuses it (Panel 1.x).
         # It holds the tree once there is one to draw (see deferred.show_when).
@@ -582,8 +585,7 @@ class DistributeSection(pn.viewable.Viewer):
         plan = self.state.plan
         self._tree_empty.visible = plan is None
         if plan is not None:
-            graph = plan_graph(plan)
-            self.tree.object = graph * plan_labels(graph)
+            self.tree_plot.show(plan)
         show_when(self._tree_box, [self.tree], plan is not None)
 
     def close(self) -> None:

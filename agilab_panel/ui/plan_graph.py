@@ -16,7 +16,8 @@ from bokeh.models import NumeralTickFormatter
 
 from ..plan import WorkPlan
 
-__all__ = ["MAX_LEAVES", "plan_graph", "plan_labels", "load_bars", "compact_number", "NODE_COLORS"]
+__all__ = ["MAX_LEAVES", "plan_graph", "plan_labels", "plan_tree", "tree_shape", "load_bars", "bars_shape",
+           "compact_number", "NODE_COLORS"]
 
 NODE_COLORS = {"host": "#37474f", "slot": "#1976d2", "partition": "#f57c00", "group": "#ffb74d"}
 _LEVEL = {"host": 0.0, "slot": 1.0, "partition": 2.0, "group": 2.0}
@@ -122,9 +123,22 @@ def plan_graph(plan: WorkPlan, max_partitions: int = MAX_LEAVES) -> hv.Graph:
         node_size="size", node_color="color", node_line_color="white", edge_line_width="width",
         edge_line_color="#90a4ae", edge_alpha=0.8, tools=["hover"], hover_tooltips=_HOVER, xaxis=None, yaxis=None,
         height=max(260, min(1200, 26 * leaves + 60)), responsive=True, padding=(0.25, 0.08),
-        xlim=(-0.35, 2.9), title=title,
+        xlim=(-0.35, 2.9), title=title, framewise=True,
         backend="bokeh",
     )
+
+
+def tree_shape(plan: WorkPlan, max_partitions: int = MAX_LEAVES) -> tuple[int, int, int]:
+    """What the tree's figure is made for (hosts, slots, leaves: its height and its glyphs follow them);
+    another plan of the same shape is drawn in the same figure."""
+    leaves = len(plan.slots) if len(plan.partitions) > max_partitions else -len(plan.partitions)
+    return len(plan.workers), len(plan.slots), leaves
+
+
+def plan_tree(plan: WorkPlan) -> hv.Overlay:
+    """The graph of :func:`plan_graph` with the labels of :func:`plan_labels`."""
+    graph = plan_graph(plan)
+    return graph * plan_labels(graph)
 
 
 def plan_labels(graph: hv.Graph) -> hv.Labels:
@@ -138,6 +152,11 @@ def plan_labels(graph: hv.Graph) -> hv.Labels:
     )
 
 
+def bars_shape(plan: WorkPlan) -> tuple[tuple[str, ...], int]:
+    """What the load chart's figure is made for (its categorical axis and legend): the slots and hosts."""
+    return tuple(plan.slots), len(plan.workers)
+
+
 def load_bars(plan: WorkPlan) -> hv.Overlay:
     """Load (sum of partition weights) per worker slot, coloured by host, with the ideal even load."""
     loads = plan.loads()
@@ -147,7 +166,7 @@ def load_bars(plan: WorkPlan) -> hv.Overlay:
     bars = hv.Bars(frame, kdims=["slot"], vdims=["load", "host"]).opts(
         color="host", cmap="Category10", tools=["hover"], ylabel="load (sum of weights)", xlabel="worker slot",
         yformatter=NumeralTickFormatter(format="0.[00]a"),
-        xrotation=30 if len(loads) > 6 else 0, show_legend=len(plan.workers) > 1, backend="bokeh",
+        xrotation=30 if len(loads) > 6 else 0, show_legend=len(plan.workers) > 1, framewise=True, backend="bokeh",
     )
     line = hv.HLine(ideal).opts(color="#c62828", line_dash="dashed", line_width=1.5, backend="bokeh")
     return (bars * line).opts(responsive=True, height=280, title="Load per worker slot (dashed: even share)",

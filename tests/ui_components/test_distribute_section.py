@@ -114,7 +114,7 @@ async def test_check_distribute_tree_and_workplan(minimal_state: OrchestrateStat
     await section._check()  # what the CHECK DISTRIBUTE button runs
     plan = minimal_state.plan
     assert plan is not None and not minimal_state.error
-    nodes = set(section.tree.object.Graph.I.nodes.dframe()["index"])
+    nodes = set(section.tree_plot.element.Graph.I.nodes.dframe()["index"])
     assert {"host:127.0.0.1", "slot:127.0.0.1-0", "slot:127.0.0.1-1"} <= nodes
     assert {f"partition:{p.label}" for p in plan.partitions} <= nodes
     editor = section.workplan
@@ -127,9 +127,9 @@ async def test_check_distribute_tree_and_workplan(minimal_state: OrchestrateStat
     editor.reassign(label, target)
     weight = plan.partition(label).weight
     assert plan.loads()[target] == before[target] + weight and plan.loads()[source] == before[source] - weight
-    bars = editor.bars.object.Bars.I.dframe()
+    bars = editor.bars_plot.element.Bars.I.dframe()
     assert dict(zip(bars["slot"], bars["load"])) == plan.loads()  # the chart follows the edit
-    edges = section.tree.object.Graph.I.dframe()
+    edges = section.tree_plot.element.Graph.I.dframe()
     assert ((edges["source"] == f"slot:{target}") & (edges["target"] == f"partition:{label}")).any()
     assert editor.unsaved and "Unsaved changes" in visible_text(editor)
 
@@ -183,13 +183,13 @@ def test_ten_thousand_partitions_page_in_the_workplan_and_group_in_the_tree(mini
     editor = section.workplan
     table = editor.table
     assert len(table.value) == 10_000 and table.pagination == "local" and table.page_size == 25
-    nodes = section.tree.object.Graph.I.nodes.dframe()
+    nodes = section.tree_plot.element.Graph.I.nodes.dframe()
     assert nodes["kind"].value_counts().to_dict() == {"host": 2, "slot": 4, "group": 4}  # one node per slot
     label = "p09876"  # a partition far down the table, on page 396
     target = next(s for s in plan.slots if s != plan.assignment[label])
     editor.reassign(label, target)
     assert plan.assignment[label] == target and editor.unsaved
-    groups = section.tree.object.Graph.I.dframe()
+    groups = section.tree_plot.element.Graph.I.dframe()
     weights = {t: w for t, w in zip(groups["target"], groups["weight"]) if t.startswith("group:")}
     assert weights[f"group:{target}"] == plan.loads()[target]  # the tree follows the edit
 
