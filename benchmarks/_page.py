@@ -76,6 +76,34 @@ SETTLE_PROBE = """
 """
 
 
+# True when a text node starting with ``text`` is rendered somewhere in the page, shadow roots included.
+# A plain walk of the DOM, polled a few times a second: Playwright's role and text locators compute the
+# accessibility tree or styles at every animation frame while they wait, on the main thread the page
+# needs for the very update being timed (a measurable share of a second on this page).
+TEXT_SHOWN = """(text) => {
+  const walk = (root) => {
+    const texts = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+      const parent = node.parentElement;
+      if (node.nodeValue.trim().startsWith(text) && parent && parent.getClientRects().length) return true;
+    }
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot && walk(el.shadowRoot)) return true;
+    return false;
+  };
+  return walk(document);
+}"""
+
+
+def text_shown(page, text: str) -> bool:  # noqa: ANN001
+    """Whether ``text`` (the start of a text node) is rendered now (see :data:`TEXT_SHOWN`)."""
+    return bool(page.evaluate(TEXT_SHOWN, text))
+
+
+def wait_text(page, text: str, timeout: float = 120_000) -> None:  # noqa: ANN001
+    """Wait until ``text`` is rendered, checking 5 times a second (see :data:`TEXT_SHOWN`)."""
+    page.wait_for_function(TEXT_SHOWN, arg=text, polling=200, timeout=timeout)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

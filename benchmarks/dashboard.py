@@ -4,10 +4,16 @@
    page with every section open (built and expanded on the server) against a bare Panel page (the
    same template, one HoloViews plot, one Tabulator), interleaved. Goal: ratio < 1.5. The lazy page
    (sections built when first opened, as served) is printed beside them.
-2. Opening each section of the lazy page: from the click on its header to its content on screen. Goal:
-   each < 1 s.
+2. Opening each section of the lazy page, one after the other: from the click on its header to the page
+   settled with the section's content shown. Goal: each < 1 s.
 3. Switching the app with every section open: from the choice in the App list to the page settled
-   (the heading, the args card and the Run logs of the new app shown, nothing loading). Goal: < 2 s.
+   (the args card of the new app shown, nothing loading). Goal: < 2 s.
+
+"Settled" is the moment the page was last busy (a server message arrived or a Bokeh view was still
+rendering at an animation frame) before it stayed quiet for 0.7 s (benchmarks/_page.py); the quiet wait
+is not counted. The page is watched with a plain walk of its text a few times a second, not with
+Playwright's locators, whose accessibility-tree queries at every animation frame take the main thread
+from the very update being timed.
 4. Server CPU while a ProgressPlot streams simulated workers to an open page, after the sessions of the
    pages above have been discarded. Goal: < 10 % of one core.
 
@@ -28,17 +34,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import claim, load, print_claims  # noqa: E402
-from _page import VIEWPORT, launch, render_ms, section_header, served  # noqa: E402
+from _page import (SETTLE_PROBE, VIEWPORT, launch, render_ms, section_header, served, settled_ms,  # noqa: E402
+                   text_shown, wait_text)
 
 APPS = ("flight_telemetry", "mandelbrot")  # the built-in apps the switch goes between
 # What shows that a section opened: a text only its content holds (the header holds the title).
-SECTION_MARKS = {
-    "distribute": ("button", "Distribute details"),
-    "run": ("button", "Run logs"),
-    "notebook": ("button", "Download notebook"),
-    "service": ("button", "Service settings"),
-    "load_data": ("button", "LOAD DATA"),
-    "prepare_data": ("button", "Reload columns"),
+SECTION_MARKS = {  # a text each section shows once open, and nowhere before
+    "distribute": "Distribute details",
+    "run": "Run logs",
+    "notebook": "Download notebook",
+    "service": "Service settings",
+    "load_data": "Preview the latest output dataframe",
+    "prepare_data": "Reload columns",
 }
 # -- server side --------------------------------------------------------------------------------------
 def bare_page():  # noqa: ANN201 - a Panel template
@@ -122,58 +129,62 @@ def _section_headers(page) -> dict[str, object]:  # noqa: ANN001
     return found
 
 
-def _mark(page, key: str):  # noqa: ANN001, ANN202
-    role, name = SECTION_MARKS[key]
-    return page.get_by_role(role, name=re.compile(rf"^\W*{re.escape(name)}$")).first
-
-
-def _open_sections(browser, url: str) -> dict[str, float]:  # noqa: ANN001
-    """Seconds from the click on each section's header to its content shown, on a fresh lazy page."""
+def _fresh(browser, url: str):  # noqa: ANN001, ANN202 - a Playwright page
+    """A new page on ``url`` carrying the settle probe, once it is on screen and quiet."""
     context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(SETTLE_PROBE)
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(url)
     page.get_by_text("System settings").first.wait_for()
-    page.wait_for_function("window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].is_idle")
-    seconds = {}
-    for key, header in _section_headers(page).items():
-        header.scroll_into_view_if_needed()
-        start = time.perf_counter()
-        header.click()
-        _mark(page, key).wait_for(state="visible")
-        seconds[key] = time.perf_counter() - start
-    context.close()
+    settled_ms(page)
+    return page
+
+
+def _open(page, key: str, header) -> float:  # noqa: ANN001
+    """Open one section; seconds from the click to the page settled with the section's content shown."""
+    mark = SECTION_MARKS[key]
+    if text_shown(page, mark):
+        raise SystemExit(f"the mark of the {key} section ({mark!r}) is shown before it opens: choose another")
+    header.scroll_into_view_if_needed()
+    settled_ms(page)
+    header.click()
+    clicked = float(page.evaluate("window.__click_ms"))
+    wait_text(page, mark)
+    return (settled_ms(page) - clicked) / 1000
+
+
+def _open_sections(browser, url: str) -> dict[str, float]:  # noqa: ANN001
+    """Seconds from the click on each section's header to the page settled with its content shown (see
+    _page.settled_ms), on a fresh lazy page, each section opened after the ones above it."""
+    page = _fresh(browser, url)
+    seconds = {key: _open(page, key, header) for key, header in _section_headers(page).items()}
+    page.context.close()
     return seconds
 
 
-def _settled(page, app: str) -> None:  # noqa: ANN001
-    """Wait until every open section shows ``app``: heading, args card, Run logs, nothing loading."""
-    page.get_by_role("heading", name=app, exact=True).wait_for()
-    page.get_by_role("button", name=f"{app} args", exact=True).wait_for()
-    page.get_by_role("button", name="Run logs", exact=True).wait_for()
-    page.wait_for_function("!document.querySelector('.pn-loading') && Bokeh.documents[0].is_idle")
+def _settled(page, app: str, since: float) -> float:  # noqa: ANN001
+    """Seconds from page time ``since`` until every open section shows ``app`` (its args card) and the page
+    settled, nothing loading."""
+    wait_text(page, f"{app} args")
+    page.wait_for_function("!document.querySelector('.pn-loading') && Bokeh.documents[0].is_idle", polling=200)
+    return (settled_ms(page) - since) / 1000
 
 
 def _switches(browser, url: str, count: int) -> list[float]:  # noqa: ANN001
     """Seconds from choosing another app to the page settled, with every section open, ``count`` times."""
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.get_by_text("System settings").first.wait_for()
+    page = _fresh(browser, url)
     for key, header in _section_headers(page).items():
-        header.click()
-        _mark(page, key).wait_for(state="visible")
-    _settled(page, APPS[0])
+        _open(page, key, header)
     seconds = []
     for i in range(count + 1):  # the first switch imports the other app's modules: not timed
         app = APPS[(i + 1) % 2]
-        start = time.perf_counter()
+        since = float(page.evaluate("performance.now()"))
         page.get_by_label("App").select_option(app)
-        _settled(page, app)
+        took = _settled(page, app, since)
         if i:
-            seconds.append(time.perf_counter() - start)
-    context.close()
+            seconds.append(took)
+    page.context.close()
     return seconds
 
 
