@@ -7,7 +7,6 @@ cannot be read) is one line on stderr and exit code 1, never a gate code.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Callable

@@ -17,6 +17,7 @@ from holoviews.streams import Buffer
 from ..events import Event, EventBus, RunEvent, WorkerEvent
 from ..modes import DASK_MODE, mode_label
 from .logs import EventFeed
+from .plot_style import CANVAS
 
 __all__ = ["HeartbeatPlot"]
 
@@ -86,6 +87,7 @@ class HeartbeatPlot(pn.viewable.Viewer):
             color="lane", cmap="Category10", line_width=2, tools=["hover"], responsive=True, height=220,
             title="Worker heartbeats (age of the last one)", xlabel="seconds since the run started",
             ylabel="heartbeat age (s)", framewise=True, xlim=self.time_range(data), ylim=self.age_range(data),
+            backend_opts=CANVAS,
         )
 
     @staticmethod

@@ -15,6 +15,7 @@ import pandas as pd
 from bokeh.models import NumeralTickFormatter
 
 from ..plan import WorkPlan
+from .plot_style import CANVAS
 
 __all__ = ["MAX_LEAVES", "plan_graph", "plan_labels", "plan_tree", "tree_shape", "load_bars", "bars_shape",
            "compact_number", "NODE_COLORS"]
@@ -123,7 +124,7 @@ def plan_graph(plan: WorkPlan, max_partitions: int = MAX_LEAVES) -> hv.Graph:
         node_size="size", node_color="color", node_line_color="white", edge_line_width="width",
         edge_line_color="#90a4ae", edge_alpha=0.8, tools=["hover"], hover_tooltips=_HOVER, xaxis=None, yaxis=None,
         height=max(260, min(1200, 26 * leaves + 60)), responsive=True, padding=(0.25, 0.08),
-        xlim=(-0.35, 2.9), title=title, framewise=True,
+        xlim=(-0.35, 2.9), title=title, framewise=True, backend_opts=CANVAS,
         backend="bokeh",
     )
 
@@ -170,4 +171,4 @@ def load_bars(plan: WorkPlan) -> hv.Overlay:
     )
     line = hv.HLine(ideal).opts(color="#c62828", line_dash="dashed", line_width=1.5, backend="bokeh")
     return (bars * line).opts(responsive=True, height=280, title="Load per worker slot (dashed: even share)",
-                              backend="bokeh")
+                              backend_opts=CANVAS, backend="bokeh")

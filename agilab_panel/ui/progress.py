@@ -23,6 +23,7 @@ from holoviews.streams import Buffer
 from ..events import Event, EventBus, PartitionEvent, RunEvent
 from ..modes import mode_label
 from .logs import EventFeed
+from .plot_style import CANVAS
 
 __all__ = ["ProgressPlot"]
 
@@ -232,6 +233,7 @@ class ProgressPlot(pn.viewable.Viewer):
             xlabel="seconds since the run started", ylabel="", xlim=(0, None), framewise=True, padding=(0.03, 0.1),
             tools=["hover"], responsive=True, height=self._timeline_height, title="Partitions done per worker over time",
             default_tools=["pan", "wheel_zoom", "reset", "save"], active_tools=[], toolbar="above",
+            backend_opts=CANVAS,
         )
 
     def _cumulative_element(self, data: pd.DataFrame) -> hv.Curve:
@@ -240,6 +242,7 @@ class ProgressPlot(pn.viewable.Viewer):
             height=self.height, xlim=(0, None), ylim=(0, None), title="Partitions done",
             xlabel="seconds since the run started", ylabel="", tools=["hover"],
             default_tools=["pan", "wheel_zoom", "reset", "save"], active_tools=[], toolbar="above",
+            backend_opts=CANVAS,
         )
 
     def _ensure_plots(self) -> None:

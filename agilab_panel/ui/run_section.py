@@ -21,6 +21,7 @@ from ..modes import benchmark_modes, mode_label
 from .heartbeats import HeartbeatPlot
 from .logs import ActionStatus, LogView, Watchers, log_archive_dir
 from .offline import icon
+from .plot_style import CANVAS
 from .snippet_view import SnippetView
 from .progress import ProgressPlot
 from .tables import show_frame
@@ -318,7 +319,8 @@ class RunSection(pn.viewable.Viewer):
         ok = frame[frame["seconds"].notna()].sort_values("mode", ascending=False)
         height = max(160, 70 + 34 * len(ok))
         opts = dict(invert_axes=True, responsive=True, height=height, tools=["hover"], xlabel="", ylabel="",
-                    show_grid=True, default_tools=["save", "reset"], toolbar="above", active_tools=[])
+                    show_grid=True, default_tools=["save", "reset"], toolbar="above", active_tools=[],
+                    backend_opts=CANVAS)
         seconds = hv.Bars(ok, "label", "seconds").opts(color="#1565c0", title="Seconds per mode (lower is faster)", **opts)
         speedup = hv.Bars(ok.fillna({"speedup": 0.0}), "label", "speedup").opts(
             color="#2e7d32", title="Speedup over mode 0 (higher is faster)", **opts)

@@ -23,6 +23,7 @@ from holoviews.streams import Buffer
 
 from ..service.monitor import snapshot
 from .deferred import show_when
+from .plot_style import CANVAS
 
 __all__ = ["ServiceMonitor", "HEALTH_COLUMNS", "QUEUES", "health_frame", "ServiceDashboard", "service_dashboard"]
 
@@ -67,6 +68,7 @@ def _lines(data: pd.DataFrame, key: str, value: str, title: str, ylabel: str) ->
     return hv.Path(paths, ["t", value], vdims=[key, "lane"]).opts(
         color="lane", cmap="Category10", line_width=2, tools=["hover"], responsive=True, height=220,
         title=title, xlabel="seconds since this view opened", ylabel=ylabel, framewise=True, ylim=(0, None),
+        backend_opts=CANVAS,
     )
 
 
