@@ -76,32 +76,39 @@ SETTLE_PROBE = """
 """
 
 
-# True when a text node starting with ``text`` is rendered somewhere in the page, shadow roots included.
-# A plain walk of the DOM, polled a few times a second: Playwright's role and text locators compute the
-# accessibility tree or styles at every animation frame while they wait, on the main thread the page
-# needs for the very update being timed (a measurable share of a second on this page).
-TEXT_SHOWN = """(text) => {
+# The first rendered text node (shadow roots included) that starts with a text, or matches a regular
+# expression; null when there is none. A plain walk of the DOM, polled a few times a second: Playwright's
+# role and text locators compute the accessibility tree or styles at every animation frame while they
+# wait, on the main thread the page needs for the very update being timed (a measurable share of a second
+# on this page).
+TEXT_SHOWN = """([text, pattern]) => {
+  const regex = pattern ? new RegExp(pattern) : null;
   const walk = (root) => {
     const texts = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
     for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+      const value = node.nodeValue.trim();
       const parent = node.parentElement;
-      if (node.nodeValue.trim().startsWith(text) && parent && parent.getClientRects().length) return true;
+      if ((regex ? regex.test(value) : value.startsWith(text)) && parent && parent.getClientRects().length) return value;
     }
-    for (const el of root.querySelectorAll('*')) if (el.shadowRoot && walk(el.shadowRoot)) return true;
-    return false;
+    for (const el of root.querySelectorAll('*')) {
+      const found = el.shadowRoot && walk(el.shadowRoot);
+      if (found) return found;
+    }
+    return null;
   };
   return walk(document);
 }"""
 
 
-def text_shown(page, text: str) -> bool:  # noqa: ANN001
-    """Whether ``text`` (the start of a text node) is rendered now (see :data:`TEXT_SHOWN`)."""
-    return bool(page.evaluate(TEXT_SHOWN, text))
+def text_shown(page, text: str = "", pattern: str = "") -> str | None:  # noqa: ANN001
+    """The rendered text that starts with ``text`` (or matches the regular expression ``pattern``), if any
+    (see :data:`TEXT_SHOWN`)."""
+    return page.evaluate(TEXT_SHOWN, [text, pattern])
 
 
-def wait_text(page, text: str, timeout: float = 120_000) -> None:  # noqa: ANN001
-    """Wait until ``text`` is rendered, checking 5 times a second (see :data:`TEXT_SHOWN`)."""
-    page.wait_for_function(TEXT_SHOWN, arg=text, polling=200, timeout=timeout)
+def wait_text(page, text: str = "", pattern: str = "", timeout: float = 120_000) -> str:  # noqa: ANN001
+    """Wait until :func:`text_shown` finds ``text`` (or ``pattern``), checking 5 times a second; returns it."""
+    return page.wait_for_function(TEXT_SHOWN, arg=[text, pattern], polling=200, timeout=timeout).json_value()
 
 
 def free_port() -> int:

@@ -14,7 +14,9 @@
    within 1.25x of 10,000 (both beyond the 5,000 lines the view keeps: a bounded buffer).
 
 "On screen" is the moment the page was last busy (a server message arrived or a Bokeh view was still
-rendering at an animation frame) before it stayed quiet for 0.7 s: the quiet wait is not counted.
+rendering at an animation frame) before it stayed quiet for 0.7 s: the quiet wait is not counted. The page
+is watched with a plain walk of its text a few times a second (benchmarks/_page.py), not with Playwright's
+locators, which take the page's main thread at every animation frame.
 Sizes are interleaved (each run measures every size in turn), so load on a shared machine hits all alike.
 
     python benchmarks/page_scale.py [--runs 3] [--updates 5] [--axes plan,log]
@@ -36,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import claim, load, print_claims  # noqa: E402
 from _page import (SETTLE_PROBE, VIEWPORT, heap_and_nodes, launch, page_epoch_ms, section_header,  # noqa: E402
-                   served, settled_ms)
+                   served, settled_ms, wait_text)
 
 APP = "minimal_app"
 SIZE = 10  # the app's "size" arg: a re-distributed partition weighs this much
@@ -135,13 +137,13 @@ def plan_once(browser, base: str, n: int) -> tuple[float, float]:  # noqa: ANN00
     header = section_header(page, "Distribute")
     header.scroll_into_view_if_needed()
     clicked = _click(page, header)
-    page.get_by_text("range-0000", exact=True).first.wait_for()  # the Workplan's first row
-    page.get_by_text(re.compile(r"Heaviest slot")).first.wait_for()  # beside the load chart
+    wait_text(page, "range-0000")  # the Workplan's first row
+    wait_text(page, "Heaviest slot")  # beside the load chart
     opened = settled_ms(page) - clicked
     check = page.get_by_role("button", name="CHECK DISTRIBUTE")
     check.scroll_into_view_if_needed()
     clicked = _click(page, check)
-    page.get_by_text(f"carries a weight of {compact_number(SIZE * n / SLOTS)} (").first.wait_for()  # even weights
+    wait_text(page, f"carries a weight of {compact_number(SIZE * n / SLOTS)} (")  # even weights
     updated = settled_ms(page) - clicked
     page.context.close()
     return opened / 1000, updated / 1000
@@ -152,13 +154,12 @@ def log_once(browser, base: str, n: int, updates: int) -> tuple[list[float], flo
     after ``n`` lines streamed; then the page's JS heap (MB) and DOM nodes, and the view's own count of
     the lines it keeps."""
     page = _fresh(browser, f"{base}/log?n={n}")
-    page.get_by_text(f"bulk line {n - 1:06d}", exact=True).wait_for()
+    wait_text(page, f"bulk line {n - 1:06d}")
     seconds = []
     for k in range(1, updates + 1):  # the first burst may meet the bulk still rendering: not timed
-        last = page.get_by_text(re.compile(rf"^tick {k} sent \d+ line {NEW_LINES - 1:02d}$")).first
-        last.wait_for()
+        last = wait_text(page, pattern=rf"^tick {k} sent \d+ line {NEW_LINES - 1:02d}$")
         shown = page_epoch_ms(page, settled_ms(page))
-        sent = int(re.search(r"sent (\d+)", last.text_content() or "")[1])
+        sent = int(re.search(r"sent (\d+)", last)[1])
         seconds.append((shown - sent) / 1000)
     heap, nodes = heap_and_nodes(page)
     counts = page.get_by_text(re.compile(r"^[\d,]+ lines$")).all_text_contents()  # each log view's own count
