@@ -23,7 +23,7 @@ from holoviews.streams import Buffer
 from ..events import Event, EventBus, PartitionEvent, RunEvent
 from ..modes import mode_label
 from .logs import EventFeed
-from .plot_style import CANVAS
+from .plot_style import CANVAS, one_document_pass
 
 __all__ = ["ProgressPlot"]
 
@@ -172,13 +172,14 @@ class ProgressPlot(pn.viewable.Viewer):
             self.timeline.clear()
             self.cumulative.clear()
         self._ensure_plots()
-        if rows:
-            self._grow(len(self._workers))
-            self.timeline.send(pd.DataFrame(rows, columns=_TIMELINE_COLUMNS))
-        if totals:
-            self.cumulative.send(pd.DataFrame(totals, columns=["elapsed", "done"]))
-        self._summary_pane.object = self._summary_text()
-        self._show_failures()
+        with one_document_pass():  # both plots, the page walked once
+            if rows:
+                self._grow(len(self._workers))
+                self.timeline.send(pd.DataFrame(rows, columns=_TIMELINE_COLUMNS))
+            if totals:
+                self.cumulative.send(pd.DataFrame(totals, columns=["elapsed", "done"]))
+            self._summary_pane.object = self._summary_text()
+            self._show_failures()
 
     def _show_failures(self) -> None:
         if not self._failures:
