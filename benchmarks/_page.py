@@ -111,6 +111,23 @@ def wait_text(page, text: str = "", pattern: str = "", timeout: float = 120_000)
     return page.wait_for_function(TEXT_SHOWN, arg=[text, pattern], polling=200, timeout=timeout).json_value()
 
 
+def fresh_page(browser, url: str, timeout: float = 60_000):  # noqa: ANN001, ANN201 - a Playwright page
+    """A new page on ``url`` carrying :data:`SETTLE_PROBE`, once the page shows its first section."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(SETTLE_PROBE)
+    page = context.new_page()
+    page.set_default_timeout(timeout)
+    page.goto(url)
+    page.get_by_text("System settings").first.wait_for()
+    return page
+
+
+def click_ms(page, target) -> float:  # noqa: ANN001
+    """Click ``target``; returns the page time of the click (recorded by :data:`SETTLE_PROBE`)."""
+    target.click()
+    return float(page.evaluate("window.__click_ms"))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

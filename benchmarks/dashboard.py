@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import claim, load, print_claims  # noqa: E402
-from _page import (SETTLE_PROBE, VIEWPORT, launch, render_ms, section_header, served, settled_ms,  # noqa: E402
-                   text_shown, wait_text)
+from _page import (VIEWPORT, click_ms, fresh_page, launch, render_ms, section_header, served,  # noqa: E402
+                   settled_ms, text_shown, wait_text)
 
 APPS = ("flight_telemetry", "mandelbrot")  # the built-in apps the switch goes between
 # What shows that a section opened: a text only its content holds (the header holds the title).
@@ -129,18 +129,6 @@ def _section_headers(page) -> dict[str, object]:  # noqa: ANN001
     return found
 
 
-def _fresh(browser, url: str):  # noqa: ANN001, ANN202 - a Playwright page
-    """A new page on ``url`` carrying the settle probe, once it is on screen and quiet."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(SETTLE_PROBE)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.get_by_text("System settings").first.wait_for()
-    settled_ms(page)
-    return page
-
-
 def _open(page, key: str, header) -> float:  # noqa: ANN001
     """Open one section; seconds from the click to the page settled with the section's content shown."""
     mark = SECTION_MARKS[key]
@@ -148,8 +136,7 @@ def _open(page, key: str, header) -> float:  # noqa: ANN001
         raise SystemExit(f"the mark of the {key} section ({mark!r}) is shown before it opens: choose another")
     header.scroll_into_view_if_needed()
     settled_ms(page)
-    header.click()
-    clicked = float(page.evaluate("window.__click_ms"))
+    clicked = click_ms(page, header)
     wait_text(page, mark)
     return (settled_ms(page) - clicked) / 1000
 
@@ -157,7 +144,7 @@ def _open(page, key: str, header) -> float:  # noqa: ANN001
 def _open_sections(browser, url: str) -> dict[str, float]:  # noqa: ANN001
     """Seconds from the click on each section's header to the page settled with its content shown (see
     _page.settled_ms), on a fresh lazy page, each section opened after the ones above it."""
-    page = _fresh(browser, url)
+    page = fresh_page(browser, url)
     seconds = {key: _open(page, key, header) for key, header in _section_headers(page).items()}
     page.context.close()
     return seconds
@@ -173,7 +160,7 @@ def _settled(page, app: str, since: float) -> float:  # noqa: ANN001
 
 def _switches(browser, url: str, count: int) -> list[float]:  # noqa: ANN001
     """Seconds from choosing another app to the page settled, with every section open, ``count`` times."""
-    page = _fresh(browser, url)
+    page = fresh_page(browser, url)
     for key, header in _section_headers(page).items():
         _open(page, key, header)
     seconds = []

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import claim, load, print_claims  # noqa: E402
-from _page import (SETTLE_PROBE, VIEWPORT, heap_and_nodes, launch, page_epoch_ms, section_header,  # noqa: E402
+from _page import (click_ms, fresh_page, heap_and_nodes, launch, page_epoch_ms, section_header,  # noqa: E402
                    served, settled_ms, wait_text)
 
 APP = "minimal_app"
@@ -112,37 +112,21 @@ def run_server(port: int) -> None:
 
 
 # -- driver -------------------------------------------------------------------------------------------
-def _fresh(browser, url: str):  # noqa: ANN001, ANN202 - a Playwright page
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(SETTLE_PROBE)
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    page.goto(url)
-    page.get_by_text("System settings").first.wait_for()
-    return page
-
-
-def _click(page, target) -> float:  # noqa: ANN001
-    """Click ``target``; returns the page time of the click."""
-    target.click()
-    return float(page.evaluate("window.__click_ms"))
-
-
 def plan_once(browser, base: str, n: int) -> tuple[float, float]:  # noqa: ANN001
     """Seconds to open the Distribute section with a plan of ``n`` partitions, and to re-distribute it."""
     from agilab_panel.ui.plan_graph import compact_number
 
-    page = _fresh(browser, f"{base}/plan?n={n}")
+    page = fresh_page(browser, f"{base}/plan?n={n}", timeout=180_000)
     settled_ms(page)
     header = section_header(page, "Distribute")
     header.scroll_into_view_if_needed()
-    clicked = _click(page, header)
+    clicked = click_ms(page, header)
     wait_text(page, "range-0000")  # the Workplan's first row
     wait_text(page, "Heaviest slot")  # beside the load chart
     opened = settled_ms(page) - clicked
     check = page.get_by_role("button", name="CHECK DISTRIBUTE")
     check.scroll_into_view_if_needed()
-    clicked = _click(page, check)
+    clicked = click_ms(page, check)
     wait_text(page, f"carries a weight of {compact_number(SIZE * n / SLOTS)} (")  # even weights
     updated = settled_ms(page) - clicked
     page.context.close()
@@ -153,7 +137,7 @@ def log_once(browser, base: str, n: int, updates: int) -> tuple[list[float], flo
     """Seconds from the emission of each of ``updates`` bursts of new lines to the last one on screen,
     after ``n`` lines streamed; then the page's JS heap (MB) and DOM nodes, and the view's own count of
     the lines it keeps."""
-    page = _fresh(browser, f"{base}/log?n={n}")
+    page = fresh_page(browser, f"{base}/log?n={n}", timeout=180_000)
     wait_text(page, f"bulk line {n - 1:06d}")
     seconds = []
     for k in range(1, updates + 1):  # the first burst may meet the bulk still rendering: not timed

@@ -28,11 +28,9 @@ class InPlacePlot(Generic[T]):
         self.pane, self._make, self._shape = pane, make, shape
         self._pipe: Pipe | None = None
         self._key: Hashable = None
-        self._data: T | None = None
         self.figures = 0  # figures made so far (a redraw in place makes none)
 
     def show(self, data: T) -> None:
-        self._data = data
         key = self._shape(data)
         if self._pipe is not None and key == self._key:
             self._pipe.send(data)
@@ -47,4 +45,4 @@ class InPlacePlot(Generic[T]):
     @property
     def element(self) -> Any:
         """What the pane shows now, as a HoloViews element (``None`` before the first :meth:`show`)."""
-        return None if self._data is None else self._make(self._data)
+        return None if self._pipe is None else self._make(self._pipe.data)
