@@ -20,6 +20,7 @@ import param
 
 from ..agi import AGI
 from .offline import FONT_CSS, OfflineFast, register
+from .page_template import PageTemplate
 from .state import OrchestrateState
 
 __all__ = ["OrchestratePage", "SectionSpec", "SECTIONS", "EXTENSIONS", "TITLE", "load_extensions"]
@@ -327,9 +328,9 @@ class OrchestratePage(pn.viewable.Viewer):
         return self.slots[key].build()
 
     @property
-    def template(self) -> pn.template.BaseTemplate:
+    def template(self) -> PageTemplate:
         if self._template is None:
-            self._template = pn.template.FastListTemplate(
+            self._template = PageTemplate(
                 title=TITLE, sidebar=[self.sidebar], main=[self.main], accent=ACCENT, theme_toggle=False,
                 main_layout=None, sidebar_width=300, main_max_width="1400px",
                 meta_description="Install, distribute, run and benchmark an AGILAB app.", design=OfflineFast,

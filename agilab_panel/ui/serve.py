@@ -174,6 +174,19 @@ def _auth_options(address: str, password_file: str | os.PathLike | None, basic_a
     return {"auth_provider": PasswordAuthProvider(password_hash)}
 
 
+def _bokeh_serving_settings() -> None:
+    """Bokeh's settings for serving, as Bokeh documents them for speed: no diagnostic pass over each new
+    session's document (its findings only go to the log) and no signature check of each of the thousand
+    callbacks Panel registers per session. ``BOKEH_VALIDATE_DOC`` / ``BOKEH_PERFORM_ERROR_DIAGNOSTICS``
+    (environment or Bokeh's config file) still decide when set."""
+    from bokeh.settings import settings
+
+    for setting in (settings.perform_document_validation, settings.perform_error_diagnostics):
+        _value, provenance = setting.get_value_with_provenance()
+        if provenance.name.endswith("DEFAULT"):  # nobody chose: serving's choice
+            setting.set_value(False)
+
+
 def _server(pages: Any, names: list[str], start: bool, **options: Any) -> Any:
     """Panel's server with the Host guard in front of every route; runs it if ``start``."""
     from panel.io.server import get_server
@@ -217,6 +230,7 @@ def serve(
     if port == 0:
         port = free_port(address)
     load_extensions()
+    _bokeh_serving_settings()
     names = served_hosts(address, allow_hosts)
     origins = websocket_origins(address, port, allow_websocket_origin, allow_hosts)
     pages: dict[str, Any] = {"/": page_factory(apps_path)}
