@@ -24,6 +24,7 @@ from tornado.web import Application, ErrorHandler
 from ..apps import apps_paths_from_environment
 from ..hosts import is_local_host, is_loopback, is_wildcard, own_addresses, validate_host
 from ..passwords import PASSWORD_ENV, hash_password, is_password_hash, load_password_hash
+from .heap import settle_heap
 from .runners import RUNNERS
 
 __all__ = ["serve", "page_factory", "session_page", "websocket_origins", "served_hosts", "guard_hosts", "free_port"]
@@ -231,6 +232,7 @@ def serve(
         port = free_port(address)
     load_extensions()
     _bokeh_serving_settings()
+    settle_heap()
     names = served_hosts(address, allow_hosts)
     origins = websocket_origins(address, port, allow_websocket_origin, allow_hosts)
     pages: dict[str, Any] = {"/": page_factory(apps_path)}
