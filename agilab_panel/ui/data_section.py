@@ -171,9 +171,10 @@ class PrepareDataSection(pn.viewable.Viewer):
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        self.selector = pn.widgets.MultiChoice(label="Columns to export", options=[], value=[],
-                                               placeholder="choose the columns", sizing_mode="stretch_width",
-                                               margin=(5, 10), solid=False)
+        # Check boxes, not a searchable chooser: the output's columns are a short list to tick, and the
+        # chooser's script lays the whole page out again when it starts (a tenth of a second and more)
+        self.selector = pn.widgets.CheckBoxGroup(name="Columns to export", options=[], value=[], inline=True,
+                                                 sizing_mode="stretch_width", margin=(0, 10, 5, 10))
         self.select_all = pn.widgets.Button(label="Select all", color="light", icon=icon("checks"), width=120,
                                             margin=(5, 5))
         self.select_all.on_click(lambda _e: setattr(self.selector, "value", list(self.selector.options)))
@@ -190,7 +191,8 @@ class PrepareDataSection(pn.viewable.Viewer):
         self._result = pn.pane.Alert("", alert_type="success", visible=False, sizing_mode="stretch_width", margin=(5, 10))
         self._details = pn.Column(sizing_mode="stretch_width", margin=(0, 10))
         self._layout = pn.Card(
-            muted("Choose which columns of the latest output feed the Pipeline and Analysis pages."),
+            muted("**Columns to export**: tick the columns of the latest output that feed the Pipeline and "
+                  "Analysis pages."),
             self._empty,
             self.selector,
             pn.Row(self.select_all, self.clear_button, self.refresh_button, sizing_mode="stretch_width", margin=(0, 5)),

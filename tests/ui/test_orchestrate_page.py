@@ -99,11 +99,8 @@ def test_first_pass_workflow(page, served: Served, shot) -> None:  # noqa: ANN00
 
     # 6. Prepare Data: two chosen columns written to export.csv
     _open(page, "Prepare Data for Pipeline and Analysis")
-    chooser = page.locator("input.choices__input--cloned").first
-    chooser.click()
     for column in ("aircraft", "mean_speed_kt"):
-        chooser.type(column)
-        page.keyboard.press("Enter")
+        page.get_by_role("checkbox", name=column, exact=True).check()
     write = page.get_by_role("button", name=re.compile(r"Write export\.csv \(2 columns\)"))
     write.click()
     wrote = page.get_by_text(re.compile(r"Wrote 2 columns to")).first
