@@ -2,6 +2,7 @@
 for remote hosts refused for their host key, the key they offer and a Trust button."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,6 @@ from .host_trust import HostTrust
 from .logs import ActionStatus, EventFeed, LogView, Watchers, cancel_button, log_archive_dir
 from .offline import icon
 from .snippet_view import SnippetView
-from .tables import show_frame
 
 __all__ = ["HostStatusTable", "InstallSection"]
 
@@ -32,6 +32,10 @@ class HostStatusTable(pn.viewable.Viewer):
     Fed with :class:`~agilab_panel.events.StepEvent` (local hosts share one environment, so a step on one
     local host is a step on all) and finished with the :class:`~agilab_panel.results.InstallResult`.
     ``steps`` are the columns laid out before INSTALL starts, so its events only fill cells.
+
+    A plain HTML table in one pane: a few rows to read, nothing to sort, page or edit, and a Tabulator
+    costs the page some 25 models and its script's layout passes (a tenth of a second and more when the
+    page opens). Each cell carries its column in ``data-field``.
     """
 
     def __init__(self, hosts: list[str] | None = None, ready: bool = False, steps: list[str] | None = None,
@@ -39,13 +43,16 @@ class HostStatusTable(pn.viewable.Viewer):
         super().__init__(**params)
         self._steps: list[str] = []
         self._rows: dict[str, dict[str, str]] = {}
-        self._table: pn.widgets.Tabulator | None = None
-        self._box = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(5, 10), stylesheets=[_TABLE_CSS])
         self.reset(hosts or [], ready=ready, steps=steps)
 
     @property
+    def columns(self) -> list[str]:
+        return ["host", "status", *self._steps, "detail"]
+
+    @property
     def frame(self) -> pd.DataFrame:
-        columns = ["host", "status", *self._steps, "detail"]
+        columns = self.columns
         return pd.DataFrame([{"host": h, **{c: "" for c in columns[1:]}, **row} for h, row in self._rows.items()],
                             columns=columns)
 
@@ -101,26 +108,33 @@ class HostStatusTable(pn.viewable.Viewer):
         self._refresh()
 
     def _refresh(self) -> None:
-        table = show_frame(self._table, self.frame, self._make_table)
-        if table is not self._table:
-            self._table = table
-            self._box.objects = [table]
+        self._pane.object = self.html()
 
-    @staticmethod
-    def _make_table(frame: pd.DataFrame) -> pn.widgets.Tabulator:
-        table = pn.widgets.Tabulator(frame, disabled=True, show_index=False, sizing_mode="stretch_width",
-                                     layout="fit_data_stretch", theme="simple", margin=(5, 10), selectable=False)
-        table.style.map(_color_status)
-        return table
+    def html(self) -> str:
+        """The table as the page shows it: every value escaped, each status word in its colour."""
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            f'<tr>{"".join(_cell(c, values.get(c, "")) for c in self.columns)}</tr>'
+            for values in ({"host": h, **row} for h, row in self._rows.items())
+        )
+        return f'<table class="host-status"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return self._box
+        return self._pane
 
 
-def _color_status(value: Any) -> str:
-    word = str(value).split(" ")[0]
-    color = _STATUS_COLORS.get(word)
-    return f"color: {color}; font-weight: 600" if color else ""
+_TABLE_CSS = """
+table.host-status { border-collapse: collapse; width: 100%; font-size: 13px; }
+table.host-status th { text-align: left; font-weight: 600; border-bottom: 2px solid #d0d7de; padding: 4px 10px; }
+table.host-status td { border-bottom: 1px solid #e6e9ec; padding: 4px 10px; vertical-align: top; }
+table.host-status td[data-field="detail"] { white-space: pre-wrap; }
+"""
+
+
+def _cell(field: str, value: str) -> str:
+    color = _STATUS_COLORS.get(str(value).split(" ")[0])
+    style = f' style="color: {color}; font-weight: 600"' if color else ""
+    return f'<td data-field="{html.escape(field)}"{style}>{html.escape(str(value))}</td>'
 
 
 class InstallSection(pn.viewable.Viewer):

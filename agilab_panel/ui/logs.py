@@ -498,11 +498,8 @@ class ActionStatus(pn.viewable.Viewer):
         super().__init__(**params)
         self.state, self.action = state, action
         self.running_text = running_text or f"{action} is running…"
-        self._spinner = pn.indicators.LoadingSpinner(value=True, size=20, margin=(8, 10), visible=False)
-        self._running = pn.pane.Markdown(self.running_text, margin=(5, 0), visible=False)
-        self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(5, 10))
-        self._details = pn.Column(sizing_mode="stretch_width", margin=0)
-        # its parts reach the page when the action first runs or fails (see deferred.show_when)
+        self._parts: tuple[Any, Any, Any, Any] | None = None  # made when the action first runs or fails
+        # its parts reach the page then too (see deferred.show_when)
         self._layout = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         self._watchers = Watchers()
         self._watchers.watch(state, self._busy_changed, ["busy"])
@@ -524,15 +521,27 @@ class ActionStatus(pn.viewable.Viewer):
         """Stop following the state."""
         self._watchers.clear()
 
+    def _made_parts(self) -> tuple[Any, Any, Any, Any]:
+        """The spinner, the running line, the error and its details (made once: most actions of a session
+        never run, and every section has one)."""
+        if self._parts is None:
+            self._parts = (pn.indicators.LoadingSpinner(value=True, size=20, margin=(8, 10), visible=False),
+                           pn.pane.Markdown(self.running_text, margin=(5, 0), visible=False),
+                           pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
+                                         margin=(5, 10)),
+                           pn.Column(sizing_mode="stretch_width", margin=0))
+        return self._parts
+
     @param.depends("error", "details", "running", watch=True)
     def _show(self) -> None:
-        self._spinner.visible = self._running.visible = self.running
-        self._alert.object = self.error
-        self._alert.alert_type = "warning" if self.error.endswith("cancelled") else "danger"
-        self._alert.visible = bool(self.error)
-        self._details.objects = [details_card(self.details)] if self.error and self.details else []
-        show_when(self._layout, lambda: (pn.Row(self._spinner, self._running), self._alert, self._details),
-                  self.running or bool(self.error))
+        shown = self.running or bool(self.error)
+        if shown or self._parts is not None:
+            spinner, running, alert, details = self._made_parts()
+            spinner.visible = running.visible = self.running
+            alert.param.update(object=self.error, visible=bool(self.error),
+                               alert_type="warning" if self.error.endswith("cancelled") else "danger")
+            details.objects = [details_card(self.details)] if self.error and self.details else []
+        show_when(self._layout, lambda: (pn.Row(*self._parts[:2]), *self._parts[2:]), shown)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

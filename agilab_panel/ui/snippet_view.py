@@ -45,7 +45,7 @@ class SnippetView(pn.viewable.Viewer):
         self._download = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.code), filename=self.filename,
                                                  label="Download snippet", color="light", icon=icon("download"),
                                                  embed=False, width=170, margin=(0, 10))
-        self._note = pn.pane.Alert("", alert_type="info", sizing_mode="stretch_width", margin=(0, 10))
+        self._note: pn.pane.Alert | None = None  # why there is no snippet: made the first time there is a reason
         self._note_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)  # holds _note once shown
         self._layout = pn.Column(self._code, self._note_box, pn.Row(self._copy, self._download, self._source, margin=0),
                                  sizing_mode="stretch_width", margin=0)
@@ -88,8 +88,11 @@ class SnippetView(pn.viewable.Viewer):
         self._source.value = code
         self._download.filename = self.filename
         self._code.visible = self._copy.visible = self._download.visible = bool(code)
-        self._note.param.update(object=problem, alert_type=alert)
-        show_when(self._note_box, [self._note], bool(problem))  # sent to the page the first time there is one
+        if problem and self._note is None:
+            self._note = pn.pane.Alert("", sizing_mode="stretch_width", margin=(0, 10))
+        if self._note is not None:
+            self._note.param.update(object=problem, alert_type=alert)
+        show_when(self._note_box, lambda: [self._note], bool(problem))  # sent to the page the first time there is one
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

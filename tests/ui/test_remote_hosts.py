@@ -89,18 +89,16 @@ def _set_hosts(page: Any, sim: Any, served: Served) -> list[str]:
 
 
 def _host_row(page: Any, host: str) -> Any:
-    table = page.locator(".tabulator").filter(has=page.locator(".tabulator-col-title", has_text="status"))
-    name = page.locator(".tabulator-cell", has_text=re.compile(rf"^{re.escape(host)}$"))
-    return table.locator(".tabulator-row").filter(has=name)
+    name = page.locator('td[data-field="host"]', has_text=re.compile(rf"^{re.escape(host)}$"))
+    return page.locator("table.host-status tbody tr").filter(has=name)
 
 
 def _columns(page: Any) -> list[str]:
-    table = page.locator(".tabulator").filter(has=page.locator(".tabulator-col-title", has_text="status"))
-    return [t.strip() for t in table.locator(".tabulator-col-title").all_inner_texts() if t.strip()]
+    return [t.strip() for t in page.locator("table.host-status th").all_inner_texts() if t.strip()]
 
 
 def _cell(row: Any, field: str) -> str:
-    return row.locator(f'.tabulator-cell[tabulator-field="{field}"]').inner_text().strip()
+    return row.locator(f'td[data-field="{field}"]').inner_text().strip()
 
 
 def test_an_unknown_host_is_trusted_by_its_button_a_changed_key_never(page: Any, served: Served, sim_hosts: Any,

@@ -1,6 +1,8 @@
 """Install: snippet, readiness messages, status per host from step events, live logs, a real INSTALL."""
 from __future__ import annotations
 
+import re
+
 import asyncio
 
 import pytest
@@ -67,14 +69,14 @@ def test_step_events_fill_the_host_table(minimal_state: OrchestrateState) -> Non
 
 
 def test_install_events_only_fill_the_columns_laid_out_before_it(minimal_state: OrchestrateState) -> None:
-    """A Tabulator whose columns change rebuilds itself in the browser, and the updates that follow
-    fail there ("Cannot read properties of null"): during INSTALL the table keeps its columns."""
+    """The steps INSTALL will run are the table's columns before it starts; its events fill cells, in the
+    one pane the page already shows."""
     section = InstallSection(minimal_state)
     steps = install_steps(minimal_state.env, minimal_state.settings.cluster.mode)
-    table = section.hosts._table
-    assert list(table.value.columns) == ["host", "status", *steps, "detail"]  # before any event
-    frames: list[list[str]] = []
-    table.param.watch(lambda event: frames.append(list(event.new.columns)), "value")
+    pane = section.hosts.__panel__()
+    assert section.hosts.columns == ["host", "status", *steps, "detail"]  # before any event
+    headers: list[list[str]] = []
+    pane.param.watch(lambda event: headers.append(re.findall(r"<th>(.*?)</th>", event.new)), "object")
     minimal_state.busy = "INSTALL"
     for step in steps:
         minimal_state.bus.emit(StepEvent(host="127.0.0.1", step=step, state="started"))
@@ -82,11 +84,21 @@ def test_install_events_only_fill_the_columns_laid_out_before_it(minimal_state: 
         minimal_state.bus.emit(StepEvent(host="127.0.0.1", step=step, state="done", seconds=0.5))
         section._feed.flush()
     minimal_state.busy = ""
-    assert section.hosts._table is table and len(frames) >= 2 * len(steps)
-    assert all(columns == ["host", "status", *steps, "detail"] for columns in frames)
-    assert section.hosts.step("127.0.0.1", steps[-1]) == "ok 0.5s"
-    minimal_state.settings.cluster.cython = True  # other toggles, other steps: a new table, not new columns
-    assert section.hosts._table is not table and "cython" in section.hosts._table.value.columns
+    assert section.hosts.__panel__() is pane and len(headers) >= 2 * len(steps)
+    assert all(columns == ["host", "status", *steps, "detail"] for columns in headers)
+    assert f'<td data-field="{steps[-1]}" style="color: #2e7d32; font-weight: 600">ok 0.5s</td>' in pane.object
+    minimal_state.settings.cluster.cython = True  # other toggles, other steps: the same pane, new columns
+    assert section.hosts.__panel__() is pane and "<th>cython</th>" in pane.object
+
+
+def test_the_host_table_escapes_what_it_shows(minimal_state: OrchestrateState) -> None:
+    minimal_state.settings.cluster.workers = {REMOTE: 1}
+    section = InstallSection(minimal_state)
+    minimal_state.bus.emit(StepEvent(host=REMOTE, step="ssh", state="failed", detail="<script>alert(1)</script> & co"))
+    section._feed.flush()
+    shown = section.hosts.__panel__().object
+    assert "<script>" not in shown and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in shown
+    assert shown.count("<tr>") == 2  # the header and the one host
 
 
 async def test_failed_install_names_the_host(minimal_state: OrchestrateState) -> None:
