@@ -9,6 +9,8 @@ a password (kept hashed, read from a file or the environment) or OAuth.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -188,11 +190,24 @@ def _bokeh_serving_settings() -> None:
             setting.set_value(False)
 
 
+def closed_tab_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's exception handler: a message to a page whose tab just closed fails with
+    ``WebSocketClosedError`` in a write Panel no longer awaits once the session is gone; that is the
+    tab closing, not an error (logged at debug). Everything else goes to asyncio's default handler."""
+    from tornado.websocket import WebSocketClosedError
+
+    if isinstance(context.get("exception"), WebSocketClosedError):
+        logging.getLogger(__name__).debug("a message to a closed page was dropped")
+        return
+    loop.default_exception_handler(context)
+
+
 def _server(pages: Any, names: list[str], start: bool, **options: Any) -> Any:
     """Panel's server with the Host guard in front of every route; runs it if ``start``."""
     from panel.io.server import get_server
 
     server = get_server(pages, start=False, **options)
+    server.io_loop.asyncio_loop.set_exception_handler(closed_tab_handler)
     guard_hosts(server._tornado, names)  # Bokeh's server keeps its tornado Application there (Panel reads it too)
     if start:
         server.start()
