@@ -173,7 +173,7 @@ class PrepareDataSection(pn.viewable.Viewer):
         self.state = state
         # Check boxes, not a searchable chooser: the output's columns are a short list to tick, and the
         # chooser's script lays the whole page out again when it starts (a tenth of a second and more)
-        self.selector = pn.widgets.CheckBoxGroup(name="Columns to export", options=[], value=[], inline=True,
+        self.selector = pn.widgets.CheckBoxGroup(label="Columns to export", options=[], value=[], inline=True,
                                                  sizing_mode="stretch_width", margin=(0, 10, 5, 10))
         self.select_all = pn.widgets.Button(label="Select all", color="light", icon=icon("checks"), width=120,
                                             margin=(5, 5))
