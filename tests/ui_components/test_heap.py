@@ -52,7 +52,7 @@ def test_a_settled_heap_is_frozen_with_the_page_modules_and_collected_less_often
 
     frozen = settle_heap()
 
-    assert frozen == gc.get_freeze_count() > 100_000
+    assert frozen > 100_000 and 0.9 * frozen <= gc.get_freeze_count() <= frozen  # frozen objects still die by refcount
     assert len(gc.get_objects()) < tracked_before - frozen // 2  # full collections walk only what came after
     assert gc.get_threshold()[0] == YOUNG_THRESHOLD
     modules = {f"agilab_panel.ui.{spec.module}" for spec in SECTIONS if not spec.optional}
