@@ -108,9 +108,9 @@ class HostStatusTable(pn.viewable.Viewer):
         self._refresh()
 
     def _refresh(self) -> None:
-        self._pane.object = self.html()
+        self._pane.object = self.to_html()
 
-    def html(self) -> str:
+    def to_html(self) -> str:
         """The table as the page shows it: every value escaped, each status word in its colour."""
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
         body = "".join(

@@ -24,6 +24,6 @@ class PageTemplate(pn.template.FastListTemplate):
 
     def _init_doc(self, doc: Document | None = None, comm: Any = None, title: str | None = None,
                   notebook: bool = False, location: Any = True) -> Document:
-        document = create_doc_if_none_exists(doc or pn.state.curdoc)
+        document = create_doc_if_none_exists(doc)  # the session's document (pn.state.curdoc) when not given
         with document.models.freeze():
             return super()._init_doc(document, comm, title, notebook, location)
