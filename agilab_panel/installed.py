@@ -25,6 +25,8 @@ def check_workers_install(env: AgiEnv, workers: Mapping[str, int], modes_enabled
     remote = [h for h in workers if not is_local_host(h)] if cluster else []
     reasons = []
     if not cluster or len(remote) < len(workers) or not workers:
-        reasons.append(check_install(env, modes_enabled))
+        # this machine, named as the worker map names it (its first local host), else "localhost"
+        local = next((h for h in workers if is_local_host(h)), "localhost")
+        reasons.append(check_install(env, modes_enabled, local))
     reasons.extend(check_remote_install(env, modes_enabled, h) for h in dict.fromkeys(remote))
     return "; ".join(r for r in reasons if r) or None

@@ -39,8 +39,9 @@ def test_remote_hosts_recorded_complete_are_installed_without_this_machine(env: 
     assert missing == f"app 'minimal_app' on host {B} is not installed: run INSTALL"
     record(env, B)
     assert check_workers_install(env, {A: 1, B: 2}, DASK) is None
-    # this machine's part counts when the map names it, or when the mode runs here (no cluster bit)
-    assert "on host localhost is not installed" in check_workers_install(env, {"127.0.0.1": 1, A: 1}, DASK)
+    # this machine's part counts when the map names it (named as the map names it), or when the mode
+    # runs here (no cluster bit)
+    assert "on host 127.0.0.1 is not installed" in check_workers_install(env, {"127.0.0.1": 1, A: 1}, DASK)
     assert "on host localhost is not installed" in check_workers_install(env, {A: 1}, 0)
 
 
