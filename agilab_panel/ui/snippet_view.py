@@ -1,19 +1,98 @@
-"""The generated snippet of one action, following the settings: highlighted code, Copy and Download."""
+"""The generated snippet of one action, following the settings: highlighted code, Copy and Download.
+
+The code, its two buttons and the note saying why there is no snippet are one browser component
+(:class:`SnippetBlock`): Copy writes the code to the clipboard and Download saves it from the browser,
+neither asks the server, and the page holds one model per snippet instead of a dozen.
+"""
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
 import panel as pn
 import param
+from panel.custom import JSComponent
+from panel.io.resources import CDN_DIST
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
 
 from ..snippets import snippet_file_name, snippet_for
 from .logs import Watchers
-from .deferred import show_when
 from .offline import icon
 
-__all__ = ["SnippetView"]
+__all__ = ["SnippetBlock", "SnippetView", "highlighted"]
+
+_FORMATTER = HtmlFormatter(cssclass="codehilite", wrapcode=True)  # the classes Panel's markdown.css colours
+_LEXER = PythonLexer()
+
+
+def highlighted(code: str) -> str:
+    """``code`` as highlighted HTML (pygments escapes it), as Panel's Markdown pane renders a python block."""
+    return highlight(code, _LEXER, _FORMATTER) if code else ""
+
+
+_CSS = """
+:host { display: block; }
+.code { max-height: 340px; overflow-y: auto; margin: 0 10px 8px; }
+.code:empty, .note:empty { display: none; }
+.bar { display: flex; gap: 10px; margin: 0 10px; }
+.bar[hidden] { display: none; }
+button { display: inline-flex; align-items: center; gap: 6px; height: 31px; padding: 0 12px;
+  font: inherit; font-size: var(--type-ramp-base-font-size, 14px); cursor: pointer; border-radius: 4px;
+  color: #212529; background: #f8f9fa; border: 1px solid #dde0e3; }
+button:hover { background: #e9ecef; }
+button:focus-visible { outline: 2px solid #0b6e99; outline-offset: 1px; }
+button svg { width: 16px; height: 16px; }
+.note { margin: 0 10px 10px; padding: 12px 16px; border-radius: 4px; border: 1px solid; }
+.note.info { color: #055160; background: #cff4fc; border-color: #b6effb; }
+.note.warning { color: #664d03; background: #fff3cd; border-color: #ffecb5; }
+"""
+
+_ESM = """
+export function render({ model, el }) {
+  const code = document.createElement("div"); code.className = "code";
+  const note = document.createElement("div"); note.setAttribute("role", "status");
+  const bar = document.createElement("div"); bar.className = "bar";
+  const button = (svg, label) => {
+    const b = document.createElement("button"); b.type = "button";
+    b.innerHTML = svg; const text = document.createElement("span"); text.textContent = label; b.append(text);
+    bar.append(b); return [b, text];
+  };
+  const [copy, copyText] = button(COPY_ICON, "Copy");
+  const [download] = button(DOWNLOAD_ICON, "Download snippet");
+  copy.addEventListener("click", () => {
+    navigator.clipboard.writeText(model.code).then(() => {
+      copyText.textContent = "Copied"; setTimeout(() => { copyText.textContent = "Copy" }, 1200) });
+  });
+  download.addEventListener("click", () => {
+    const url = URL.createObjectURL(new Blob([model.code], { type: "text/x-python" }));
+    const a = document.createElement("a"); a.href = url; a.download = model.filename; a.hidden = true;
+    el.append(a); a.click(); a.remove(); setTimeout(() => URL.revokeObjectURL(url), 1000);
+  });
+  const show = () => {
+    code.innerHTML = model.html;
+    bar.hidden = !model.code;
+    note.className = "note " + model.alert; note.textContent = model.problem;
+  };
+  for (const name of ["code", "html", "problem", "alert"]) model.on(name, show);
+  show();
+  el.append(code, note, bar);
+}
+"""
+
+
+class SnippetBlock(JSComponent):
+    """Highlighted code with Copy and Download, or the note saying why there is none, drawn in the browser."""
+
+    code = param.String(default="", doc="The code Copy and Download take.")
+    html = param.String(default="", doc="The code highlighted (see :func:`highlighted`).")
+    filename = param.String(default="snippet.py", doc="The name Download saves the code under.")
+    problem = param.String(default="", doc="Why there is no snippet ('' shows no note).")
+    alert = param.Selector(default="info", objects=["info", "warning"], doc="How the note looks.")
+
+    _esm = _ESM.replace("COPY_ICON", repr(icon("copy"))).replace("DOWNLOAD_ICON", repr(icon("download")))
+    _stylesheets = [f"{CDN_DIST}css/markdown.css", _CSS]
 
 
 class SnippetView(pn.viewable.Viewer):
@@ -33,22 +112,7 @@ class SnippetView(pn.viewable.Viewer):
         super().__init__(**params)
         self.state, self.kind, self.benchmark = state, kind, benchmark
         self.render = render  # the snippet from the settings, when not snippet_for(kind) (a service action)
-        # the code block's own copy button has no name; the named Copy button below does the same
-        self._code = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
-                                      styles={"max-height": "340px", "overflow-y": "auto"},
-                                      stylesheets=[".copybtn { display: none; }"])
-        self._source = pn.widgets.TextAreaInput(value="", visible=False)
-        self._copy = pn.widgets.Button(label="Copy", icon=icon("copy"), color="light", width=100, margin=(0, 0, 0, 10))
-        self._copy.js_on_click(args={"source": self._source, "button": self._copy}, code="""
-            navigator.clipboard.writeText(source.value).then(() => {
-              button.label = 'Copied'; setTimeout(() => { button.label = 'Copy' }, 1200) })""")
-        self._download = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.code), filename=self.filename,
-                                                 label="Download snippet", color="light", icon=icon("download"),
-                                                 embed=False, width=170, margin=(0, 10))
-        self._note: pn.pane.Alert | None = None  # why there is no snippet: made the first time there is a reason
-        self._note_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)  # holds _note once shown
-        self._layout = pn.Column(self._code, self._note_box, pn.Row(self._copy, self._download, self._source, margin=0),
-                                 sizing_mode="stretch_width", margin=0)
+        self.block = SnippetBlock(sizing_mode="stretch_width", margin=0)
         self._state_watchers, self._model_watchers = Watchers(), Watchers()
         self._state_watchers.watch(state, self.follow_settings, ["settings"])
         self.follow_settings()
@@ -84,15 +148,8 @@ class SnippetView(pn.viewable.Viewer):
             except Exception as exc:  # a value the generator refuses: say which, keep the page
                 problem, alert = f"No snippet for these settings: {exc}", "warning"
         self.param.update(code=code, problem=problem)
-        self._code.object = f"```python\n{code}\n```" if code else ""
-        self._source.value = code
-        self._download.filename = self.filename
-        self._code.visible = self._copy.visible = self._download.visible = bool(code)
-        if problem and self._note is None:
-            self._note = pn.pane.Alert("", sizing_mode="stretch_width", margin=(0, 10))
-        if self._note is not None:
-            self._note.param.update(object=problem, alert_type=alert)
-        show_when(self._note_box, lambda: [self._note], bool(problem))  # sent to the page the first time there is one
+        self.block.param.update(code=code, html=highlighted(code), filename=self.filename, problem=problem,
+                                alert=alert)
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
+        return self.block

@@ -85,3 +85,21 @@ def test_controls_are_named_and_look_like_what_they_do(page: object, served: Ser
     # the install table is a plain table of one row (this machine): no sort arrow to offer
     hosts = page.locator("table.host-status")  # type: ignore[attr-defined]
     assert hosts.locator("tbody tr").count() == 1 and hosts.locator("th").first.inner_text() == "host"
+
+
+def test_a_snippet_copies_and_downloads_the_code_it_shows(page: object, served: Served) -> None:
+    """Copy and Download work in the browser alone: the clipboard and the saved file hold the code shown."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.url.rstrip("/"))  # type: ignore[attr-defined]
+    install = page.locator(".codehilite", has_text="AGI.install(").first  # type: ignore[attr-defined]
+    install.wait_for()
+    shown = install.inner_text().strip()
+    assert shown.startswith(("import", "from", "#")) and "await AGI.install(" in shown
+    copy = page.get_by_role("button", name="Copy").first  # type: ignore[attr-defined]
+    copy.click()
+    page.wait_for_function("() => navigator.clipboard.readText().then(t => t.includes('AGI.install('))")  # type: ignore[attr-defined]
+    assert page.evaluate("navigator.clipboard.readText()").strip() == shown  # type: ignore[attr-defined]
+    with page.expect_download() as download:  # type: ignore[attr-defined]
+        page.get_by_role("button", name="Download snippet").first.click()  # type: ignore[attr-defined]
+    saved = download.value
+    assert saved.suggested_filename == "AGI_install_flight_telemetry.py"
+    assert open(saved.path(), encoding="utf-8").read().strip() == shown

@@ -7,6 +7,7 @@ from typing import Any
 import panel as pn
 import pytest
 
+from agilab_panel.ui.snippet_view import SnippetBlock
 from agilab_panel.ui.state import OrchestrateState
 
 
@@ -36,6 +37,8 @@ def visible_text(obj: Any) -> str:
             parts.append(item.title or "")
         elif isinstance(item, pn.pane.base.PaneBase) and isinstance(item.object, str):
             parts.append(item.object)
+        elif isinstance(item, SnippetBlock):  # drawn in the browser: its code or its note
+            parts.extend([item.code, item.problem])
         elif isinstance(item, pn.widgets.Widget):
             parts.append(str(getattr(item, "label", None) or item.name))
             value = getattr(item, "value", None)
