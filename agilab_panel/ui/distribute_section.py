@@ -8,6 +8,7 @@ and the Workplan editor (reassign partitions to worker slots, watch the load per
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -380,16 +381,6 @@ class WorkplanEditor(pn.viewable.Viewer):
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=["partition", "weight", "worker slot"]), show_index=False, sizing_mode="stretch_width",
-            layout="fit_data_stretch", theme="simple", selectable=False, margin=(5, 10), max_height=420,
-            titles={"worker slot": "worker slot ✎", "weight": "weight (relative work)"},
-            formatters={"weight": {"type": "money", "precision": 3, "thousand": ",", "symbol": ""}},
-            stylesheets=[EDITABLE_CSS],
-        )
-        self.table.param.watch(self._edited, "value")
-        self.bars = pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
-        self.bars_plot = InPlacePlot(self.bars, load_bars, bars_shape)  # an edit redraws the chart in place
         self._state_watchers = Watchers()
         self.save_button = pn.widgets.Button(label="Save work plan", color="primary", icon=icon("device-floppy"),
                                              width=160)
@@ -397,11 +388,44 @@ class WorkplanEditor(pn.viewable.Viewer):
             self.save_button, "disabled", bool(state.busy) or state.plan is None))
         self.save_button.on_click(self._save)
         self._error = FieldMessage()
-        self._balance = pn.pane.Markdown("", styles=_MUTED, margin=(0, 10))
         self._status = pn.pane.Markdown(self.param.message, styles=_MUTED, margin=(0, 10), align="center")
         self._empty = pn.pane.Markdown("No work plan yet: run **CHECK DISTRIBUTE** to build one, then reassign "
                                        "partitions to other worker slots here.", styles=_MUTED, margin=(5, 10))
-        self._parts = [
+        self._content = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)  # filled once a plan shows
+        self._layout = pn.Card(self._empty, self._content, title="Workplan", sizing_mode="stretch_width",
+                               collapsible=True)
+        self._state_watchers.watch(state, self._load, ["plan"])
+        self._state_watchers.watch(state, lambda *_: setattr(self, "message", ""), ["env"])
+        self._load()
+
+    # The table, its chart and their texts are made with the first plan to show (a page without one
+    # has no use for them).
+    @functools.cached_property
+    def table(self) -> pn.widgets.Tabulator:
+        table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["partition", "weight", "worker slot"]), show_index=False, sizing_mode="stretch_width",
+            layout="fit_data_stretch", theme="simple", selectable=False, margin=(5, 10), max_height=420,
+            titles={"worker slot": "worker slot ✎", "weight": "weight (relative work)"},
+            formatters={"weight": {"type": "money", "precision": 3, "thousand": ",", "symbol": ""}},
+            stylesheets=[EDITABLE_CSS],
+        )
+        table.param.watch(self._edited, "value")
+        return table
+
+    @functools.cached_property
+    def bars(self) -> pn.pane.HoloViews:
+        return pn.pane.HoloViews(None, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
+
+    @functools.cached_property
+    def bars_plot(self) -> InPlacePlot:
+        return InPlacePlot(self.bars, load_bars, bars_shape)  # an edit redraws the chart in place
+
+    @functools.cached_property
+    def _balance(self) -> pn.pane.Markdown:
+        return pn.pane.Markdown("", styles=_MUTED, margin=(0, 10))
+
+    def _parts(self) -> list[Any]:
+        return [
             pn.pane.Markdown("Pick another worker slot in the **worker slot ✎** column (the tinted cells, the only "
                              "ones to edit) to move a partition; the load chart follows. RUN uses the saved plan while "
                              "the args and workers still match. " + WEIGHT_TEXT, styles=_MUTED, margin=(0, 10)),
@@ -411,12 +435,6 @@ class WorkplanEditor(pn.viewable.Viewer):
             self._error,
             pn.Row(self.save_button, self._status, margin=(5, 0)),
         ]
-        self._content = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)  # filled once a plan shows
-        self._layout = pn.Card(self._empty, self._content, title="Workplan", sizing_mode="stretch_width",
-                               collapsible=True)
-        self._state_watchers.watch(state, self._load, ["plan"])
-        self._state_watchers.watch(state, lambda *_: setattr(self, "message", ""), ["env"])
-        self._load()
 
     def _frame(self) -> pd.DataFrame:
         plan = self.state.plan

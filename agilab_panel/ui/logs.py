@@ -9,6 +9,7 @@ state action while it runs and, when it fails, a readable error with the details
 """
 from __future__ import annotations
 
+import functools
 import html
 import io
 import itertools
@@ -236,31 +237,7 @@ class LogView(pn.viewable.Viewer):
         self._shown_at = -math.inf  # when the page last took new lines (time.monotonic)
         self._tail_only = False  # the page shows only the tail of the buffer, after a fast burst
         self._now = time.monotonic
-        self._box = pn.Column(
-            scroll=True, height=self.height, sizing_mode="stretch_width", styles=_BOX_STYLES,
-            auto_scroll_limit=1_000_000 if self.follow else 0, scroll_button_threshold=40, view_latest=True,
-            margin=(5, 10),
-        )
         self._empty = pn.pane.Markdown(self.empty_text, styles=_MUTED, margin=(5, 10))
-        self._count = pn.pane.Markdown("", styles=_MUTED, margin=(5, 10), align="center")
-        self._dropped_note = pn.pane.Markdown("", styles=_MUTED, margin=(0, 10), visible=False,
-                                              sizing_mode="stretch_width")
-        self._download = pn.widgets.FileDownload(
-            callback=self._download_io, filename=f"{_slug(title)}.log", label="Download",
-            color="light", icon=icon("download"), embed=False, width=130, align="end",
-        )
-        self._clear = pn.widgets.Button(label="Clear", color="light", icon=icon("eraser"), width=90, align="end")
-        self._clear.on_click(lambda _e: self.clear())
-        self._toolbar = pn.Row(
-            pn.widgets.Select.from_param(self.param.level, label="Level", width=110),
-            pn.widgets.TextInput.from_param(self.param.search, label="Filter", placeholder="text in the line",
-                                            width=220),
-            pn.widgets.Switch.from_param(self.param.follow, label="Follow the tail", align="end", width=130,
-                                         margin=(5, 10, 14, 10)),
-            pn.layout.HSpacer(),
-            self._count, self._clear, self._download,
-            sizing_mode="stretch_width",
-        )
         # The toolbar and the box reach the page with the first line (see deferred.show_when): an empty log
         # shows its sentence only, and a section holding one opens with fewer models to send and lay out.
         self._lines_view = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
@@ -268,6 +245,49 @@ class LogView(pn.viewable.Viewer):
                                sizing_mode="stretch_width", collapsible=True, margin=(5, 0))
         self._feed = EventFeed(bus, self._accepts, self._append, period=self.period)
         self._render()
+
+    # The lines' box, its toolbar and its notes are made with the first line (an empty log shows its
+    # sentence only).
+    def _made(self, name: str) -> bool:
+        return name in self.__dict__
+
+    @functools.cached_property
+    def _box(self) -> pn.Column:
+        return pn.Column(
+            scroll=True, height=self.height, sizing_mode="stretch_width", styles=_BOX_STYLES,
+            auto_scroll_limit=1_000_000 if self.follow else 0, scroll_button_threshold=40, view_latest=True,
+            margin=(5, 10),
+        )
+
+    @functools.cached_property
+    def _count(self) -> pn.pane.Markdown:
+        return pn.pane.Markdown("", styles=_MUTED, margin=(5, 10), align="center")
+
+    @functools.cached_property
+    def _dropped_note(self) -> pn.pane.Markdown:
+        return pn.pane.Markdown("", styles=_MUTED, margin=(0, 10), visible=False, sizing_mode="stretch_width")
+
+    @functools.cached_property
+    def _download(self) -> pn.widgets.FileDownload:
+        return pn.widgets.FileDownload(
+            callback=self._download_io, filename=f"{_slug(self.title)}.log", label="Download",
+            color="light", icon=icon("download"), embed=False, width=130, align="end",
+        )
+
+    @functools.cached_property
+    def _toolbar(self) -> pn.Row:
+        clear = pn.widgets.Button(label="Clear", color="light", icon=icon("eraser"), width=90, align="end")
+        clear.on_click(lambda _e: self.clear())
+        return pn.Row(
+            pn.widgets.Select.from_param(self.param.level, label="Level", width=110),
+            pn.widgets.TextInput.from_param(self.param.search, label="Filter", placeholder="text in the line",
+                                            width=220),
+            pn.widgets.Switch.from_param(self.param.follow, label="Follow the tail", align="end", width=130,
+                                         margin=(5, 10, 14, 10)),
+            pn.layout.HSpacer(),
+            self._count, clear, self._download,
+            sizing_mode="stretch_width",
+        )
 
     # -- data ----------------------------------------------------------------------------------------
     def _accepts(self, event: Event) -> bool:
@@ -390,6 +410,8 @@ class LogView(pn.viewable.Viewer):
             if pane.visible or pane.object:
                 pane.param.update(object="", visible=False)
         objects = self._spares + [chunk for chunk, _, _ in self._chunks]
+        if not objects and not self._made("_box"):
+            return
         if objects != list(self._box.objects):
             self._box.objects = objects
 
@@ -429,6 +451,9 @@ class LogView(pn.viewable.Viewer):
         kept = len(self._lines)
         keep = self._filter()
         shown = sum(1 for line in self._lines if keep(line)) if kept else 0
+        if not kept and not self._made("_toolbar"):  # nothing to show yet: the sentence only
+            self._empty.param.update(object=self.empty_text, visible=True)
+            return
         self._count.object = f"{kept:,} lines" if shown == kept else f"{shown:,} of {kept:,} lines shown"
         self._empty.object = self.empty_text if not kept else "No line matches the filters."
         self._empty.visible = shown == 0
@@ -443,6 +468,8 @@ class LogView(pn.viewable.Viewer):
 
     @param.depends("follow", watch=True)
     def _follow_changed(self) -> None:
+        if not self._made("_box"):  # made with the setting in force
+            return
         self._box.auto_scroll_limit = 1_000_000 if self.follow else 0
         if self.follow and self._chunks:
             self._box.scroll_to(len(self._box.objects) - 1)

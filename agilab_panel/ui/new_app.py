@@ -7,6 +7,7 @@ An author's broken app is shown as a list of ``file:line: problem`` — the same
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 from pathlib import Path
 from typing import Any
@@ -43,22 +44,38 @@ class NewAppDialog(pn.viewable.Viewer):
     def __init__(self, state: Any, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        folders = [*(str(Path(p).expanduser()) for p in state.apps_path), str(DEFAULT_APPS_FOLDER)]
         self.open_button = pn.widgets.Button(label="New app…", color="light", sizing_mode="stretch_width")
-        self.name_input = pn.widgets.TextInput(label="Name", placeholder="my_app (lower case, a Python identifier)")
-        self.kind_select = pn.widgets.Select(label="Kind", options={f"{k}: {v.description}": k for k, v in KINDS.items()})
-        self.folder_select = pn.widgets.Select(label="Folder", options=list(dict.fromkeys(folders)))
-        self.create_button = pn.widgets.Button(label="Create", color="primary", width=90)
-        self.cancel_button = pn.widgets.Button(label="Cancel", color="light", width=90)
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
                                       styles={"font-size": "13px", "padding": "4px 10px"})
-        self.form = pn.Column(self.name_input, self.kind_select, self.folder_select,
-                              pn.Row(self.create_button, self.cancel_button), self._message,
-                              visible=False, sizing_mode="stretch_width")
         self._form_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)  # the form once opened
         self.open_button.on_click(lambda _: self._toggle(True))
-        self.cancel_button.on_click(lambda _: self._toggle(False))
-        self.create_button.on_click(lambda _: self.create())
+
+    # The form is made when first opened (or asked for): a page where nobody creates an app has no use for it.
+    @functools.cached_property
+    def _fields(self) -> dict[str, pn.widgets.Widget]:
+        folders = [*(str(Path(p).expanduser()) for p in self.state.apps_path), str(DEFAULT_APPS_FOLDER)]
+        fields = {
+            "name": pn.widgets.TextInput(label="Name", placeholder="my_app (lower case, a Python identifier)"),
+            "kind": pn.widgets.Select(label="Kind", options={f"{k}: {v.description}": k for k, v in KINDS.items()}),
+            "folder": pn.widgets.Select(label="Folder", options=list(dict.fromkeys(folders))),
+            "create": pn.widgets.Button(label="Create", color="primary", width=90),
+            "cancel": pn.widgets.Button(label="Cancel", color="light", width=90),
+        }
+        fields["cancel"].on_click(lambda _: self._toggle(False))
+        fields["create"].on_click(lambda _: self.create())
+        return fields
+
+    name_input = property(lambda self: self._fields["name"])
+    kind_select = property(lambda self: self._fields["kind"])
+    folder_select = property(lambda self: self._fields["folder"])
+    create_button = property(lambda self: self._fields["create"])
+    cancel_button = property(lambda self: self._fields["cancel"])
+
+    @functools.cached_property
+    def form(self) -> pn.Column:
+        return pn.Column(self.name_input, self.kind_select, self.folder_select,
+                         pn.Row(self.create_button, self.cancel_button), self._message,
+                         visible=False, sizing_mode="stretch_width")
 
     def _toggle(self, open_: bool) -> None:
         self.form.visible = open_

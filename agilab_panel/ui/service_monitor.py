@@ -10,6 +10,7 @@ section hides it) and by :meth:`close`. Nobody watching means no work on the ser
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from typing import Any
@@ -92,11 +93,6 @@ class ServiceMonitor(pn.viewable.Viewer):
         self._seen_data = False
         self.ages = Buffer(pd.DataFrame({"t": [], "worker": [], "age": []}), length=_HISTORY_ROWS, index=False)
         self.counts = Buffer(pd.DataFrame({"t": [], "queue": [], "tasks": []}), length=_HISTORY_ROWS, index=False)
-        ages = hv.DynamicMap(lambda data: _lines(data, "worker", "age", "Heartbeat age per worker",
-                                                 "heartbeat age (s)"), streams=[self.ages])
-        counts = hv.DynamicMap(lambda data: _lines(data, "queue", "tasks", "Queue", "tasks"), streams=[self.counts])
-        self._ages_pane = pn.pane.HoloViews(ages, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
-        self._counts_pane = pn.pane.HoloViews(counts, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
         # Visibility is switched on a wrapper (switching it on a HoloViews pane itself trips Panel), and the
         # wrapper holds the plots and the table only once there is data: a hidden plot still costs the page
         # its figure (some forty models each) and its rendering on the server.
@@ -104,16 +100,28 @@ class ServiceMonitor(pn.viewable.Viewer):
         self._empty = pn.pane.Markdown(_EMPTY, styles=dict(_MUTED), margin=(5, 10))
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._queue = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
-        self.table = pn.widgets.Tabulator(
+        self._table_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
+        self._layout = _Shown(self._status, self._queue, self._empty, self._table_box, self._plots,
+                              on_show=self.start, on_hide=self.stop, sizing_mode="stretch_width", margin=0)
+        self._show_status()
+
+    # The plots and the table are made with the first data to show (see deferred.show_when).
+    @functools.cached_property
+    def table(self) -> pn.widgets.Tabulator:
+        return pn.widgets.Tabulator(
             health_frame([]), disabled=True, selectable=False, show_index=False, sizing_mode="stretch_width",
             layout="fit_data_stretch", margin=(5, 10),
             formatters={"healthy": {"type": "tickCross"},
                         "heartbeat_age_sec": {"type": "money", "precision": 2, "symbol": ""}},
         )
-        self._table_box = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
-        self._layout = _Shown(self._status, self._queue, self._empty, self._table_box, self._plots,
-                              on_show=self.start, on_hide=self.stop, sizing_mode="stretch_width", margin=0)
-        self._show_status()
+
+    @functools.cached_property
+    def _plot_panes(self) -> list[pn.pane.HoloViews]:
+        ages = hv.DynamicMap(lambda data: _lines(data, "worker", "age", "Heartbeat age per worker",
+                                                 "heartbeat age (s)"), streams=[self.ages])
+        counts = hv.DynamicMap(lambda data: _lines(data, "queue", "tasks", "Queue", "tasks"), streams=[self.counts])
+        return [pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=(5, 10), linked_axes=False)
+                for plot in (ages, counts)]
 
     # -- data --------------------------------------------------------------------------------------------
     def tick(self) -> dict[str, Any]:
@@ -139,14 +147,14 @@ class ServiceMonitor(pn.viewable.Viewer):
                     if r.get("heartbeat_age_sec") is not None]
             if ages:
                 self.ages.send(pd.DataFrame(ages, columns=["t", "worker", "age"]))
-        elif self._seen_data:
+        elif self._seen_data and "table" in self.__dict__:
             self.table.value = health_frame([])
         if self._seen_data:  # the queue line goes on after the service stops: its tasks are still there
             self.counts.send(pd.DataFrame([(t, name, int(queue.get(name, 0))) for name in QUEUES],
                                           columns=["t", "queue", "tasks"]))
         self._empty.visible = not self._seen_data
-        show_when(self._plots, [self._ages_pane, self._counts_pane], self._seen_data)
-        show_when(self._table_box, [self.table], bool(rows))
+        show_when(self._plots, lambda: self._plot_panes, self._seen_data)
+        show_when(self._table_box, lambda: [self.table], bool(rows))
 
     def follow(self, share: str | os.PathLike, app: str) -> None:
         """Show the service of another ``app`` (under ``share``) from now on: nothing of the previous one stays
@@ -154,7 +162,8 @@ class ServiceMonitor(pn.viewable.Viewer):
         self._origin, self._seen_data = time.time(), False
         self.ages.clear()
         self.counts.clear()
-        self.table.value = health_frame([])
+        if "table" in self.__dict__:
+            self.table.value = health_frame([])
         self.param.update(share=os.fspath(share), app=app, status="", message="", queue={}, rows=[])
         self._empty.visible, self._plots.visible, self._table_box.visible = True, False, False
         if self.watching:
