@@ -61,9 +61,16 @@ export function render({ model, el }) {
   };
   const [copy, copyText] = button(COPY_ICON, "Copy");
   const [download] = button(DOWNLOAD_ICON, "Download snippet");
+  const selectAndCopy = () => {  // pages served over plain http to another host have no clipboard API
+    const t = document.createElement("textarea"); t.value = model.code; t.readOnly = true;
+    t.style.position = "fixed"; t.style.opacity = "0"; el.append(t); t.select();
+    const ok = document.execCommand("copy"); t.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  };
+  const said = (text) => { copyText.textContent = text; setTimeout(() => { copyText.textContent = "Copy" }, 1200) };
   copy.addEventListener("click", () => {
-    navigator.clipboard.writeText(model.code).then(() => {
-      copyText.textContent = "Copied"; setTimeout(() => { copyText.textContent = "Copy" }, 1200) });
+    const done = navigator.clipboard && window.isSecureContext ? navigator.clipboard.writeText(model.code) : selectAndCopy();
+    done.then(() => said("Copied"), () => said("Not copied: select the code"));
   });
   download.addEventListener("click", () => {
     const url = URL.createObjectURL(new Blob([model.code], { type: "text/x-python" }));
