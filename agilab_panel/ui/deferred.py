@@ -12,7 +12,13 @@ from typing import Any
 
 import panel as pn
 
-__all__ = ["show_when"]
+__all__ = ["made", "show_when"]
+
+
+def made(obj: Any, name: str) -> bool:
+    """Whether the part ``name`` of ``obj``, a ``functools.cached_property`` made when first asked for,
+    exists yet: what updates a part not made yet can skip, since it is made with the state in force."""
+    return name in vars(obj)
 
 
 def show_when(box: pn.layout.ListLike, parts: Sequence[Any] | Callable[[], Sequence[Any]], shown: bool) -> None:

@@ -29,7 +29,7 @@ import panel as pn
 import param
 
 from ..events import Event, EventBus, LogLine
-from .deferred import show_when
+from .deferred import made, show_when
 from .offline import icon
 
 __all__ = ["LEVELS", "EventFeed", "LogView", "log_archive_dir", "ActionStatus", "Watchers", "details_card"]
@@ -248,9 +248,6 @@ class LogView(pn.viewable.Viewer):
 
     # The lines' box, its toolbar and its notes are made with the first line (an empty log shows its
     # sentence only).
-    def _made(self, name: str) -> bool:
-        return name in self.__dict__
-
     @functools.cached_property
     def _box(self) -> pn.Column:
         return pn.Column(
@@ -410,7 +407,7 @@ class LogView(pn.viewable.Viewer):
             if pane.visible or pane.object:
                 pane.param.update(object="", visible=False)
         objects = self._spares + [chunk for chunk, _, _ in self._chunks]
-        if not objects and not self._made("_box"):
+        if not objects and not made(self, "_box"):
             return
         if objects != list(self._box.objects):
             self._box.objects = objects
@@ -451,7 +448,7 @@ class LogView(pn.viewable.Viewer):
         kept = len(self._lines)
         keep = self._filter()
         shown = sum(1 for line in self._lines if keep(line)) if kept else 0
-        if not kept and not self._made("_toolbar"):  # nothing to show yet: the sentence only
+        if not kept and not made(self, "_toolbar"):  # nothing to show yet: the sentence only
             self._empty.param.update(object=self.empty_text, visible=True)
             return
         self._count.object = f"{kept:,} lines" if shown == kept else f"{shown:,} of {kept:,} lines shown"
@@ -468,7 +465,7 @@ class LogView(pn.viewable.Viewer):
 
     @param.depends("follow", watch=True)
     def _follow_changed(self) -> None:
-        if not self._made("_box"):  # made with the setting in force
+        if not made(self, "_box"):  # made with the setting in force
             return
         self._box.auto_scroll_limit = 1_000_000 if self.follow else 0
         if self.follow and self._chunks:

@@ -23,7 +23,7 @@ import param
 from holoviews.streams import Buffer
 
 from ..service.monitor import snapshot
-from .deferred import show_when
+from .deferred import made, show_when
 from .plot_style import CANVAS
 
 __all__ = ["ServiceMonitor", "HEALTH_COLUMNS", "QUEUES", "health_frame", "ServiceDashboard", "service_dashboard"]
@@ -147,7 +147,7 @@ class ServiceMonitor(pn.viewable.Viewer):
                     if r.get("heartbeat_age_sec") is not None]
             if ages:
                 self.ages.send(pd.DataFrame(ages, columns=["t", "worker", "age"]))
-        elif self._seen_data and "table" in self.__dict__:
+        elif self._seen_data:  # the table was made with the first rows
             self.table.value = health_frame([])
         if self._seen_data:  # the queue line goes on after the service stops: its tasks are still there
             self.counts.send(pd.DataFrame([(t, name, int(queue.get(name, 0))) for name in QUEUES],
@@ -162,7 +162,7 @@ class ServiceMonitor(pn.viewable.Viewer):
         self._origin, self._seen_data = time.time(), False
         self.ages.clear()
         self.counts.clear()
-        if "table" in self.__dict__:
+        if made(self, "table"):
             self.table.value = health_frame([])
         self.param.update(share=os.fspath(share), app=app, status="", message="", queue={}, rows=[])
         self._empty.visible, self._plots.visible, self._table_box.visible = True, False, False

@@ -6,6 +6,7 @@ neither asks the server, and the page holds one model per snippet instead of a d
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -98,7 +99,7 @@ class SnippetBlock(JSComponent):
     problem = param.String(default="", doc="Why there is no snippet ('' shows no note).")
     alert = param.Selector(default="info", objects=["info", "warning"], doc="How the note looks.")
 
-    _esm = _ESM.replace("COPY_ICON", repr(icon("copy"))).replace("DOWNLOAD_ICON", repr(icon("download")))
+    _esm = _ESM.replace("COPY_ICON", json.dumps(icon("copy"))).replace("DOWNLOAD_ICON", json.dumps(icon("download")))
     _stylesheets = [f"{CDN_DIST}css/markdown.css", _CSS]
 
 
@@ -109,10 +110,6 @@ class SnippetView(pn.viewable.Viewer):
     snippet should benchmark every enabled mode. Call :meth:`follow_settings` after the args were
     saved elsewhere, and :meth:`refresh` when only ``benchmark`` changed.
     """
-
-    code = param.String(default="", doc="The snippet shown now ('' when there is none).")
-    filename = param.String(default="snippet.py")
-    problem = param.String(default="", doc="Why no snippet is shown.")
 
     def __init__(self, state: Any, kind: str, benchmark: Callable[[], bool] = lambda: False,
                  render: Callable[[Any], str] | None = None, **params: Any) -> None:
@@ -125,8 +122,20 @@ class SnippetView(pn.viewable.Viewer):
         self.follow_settings()
 
     @property
-    def source(self) -> str:
-        return self.code
+    def code(self) -> str:
+        """The snippet shown now ('' when there is none)."""
+        return self.block.code
+
+    source = code
+
+    @property
+    def filename(self) -> str:
+        return self.block.filename
+
+    @property
+    def problem(self) -> str:
+        """Why no snippet is shown ('' while one is)."""
+        return self.block.problem
 
     def follow_settings(self, *_events: Any) -> None:
         """Follow the current settings models (saving args replaces the args object) and regenerate."""
@@ -144,19 +153,17 @@ class SnippetView(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         settings = self.state.settings
-        code, problem, alert = "", "", "info"
+        code, problem, alert, filename = "", "", "info", self.block.filename
         if settings is None:
             problem = "No snippet: the settings file could not be read (see System settings)."
         else:
             try:
                 code = (self.render(settings) if self.render is not None
                         else snippet_for(self.kind, settings, benchmark=self.benchmark()))
-                self.filename = snippet_file_name(self.kind, settings.env.app)
+                filename = snippet_file_name(self.kind, settings.env.app)
             except Exception as exc:  # a value the generator refuses: say which, keep the page
                 problem, alert = f"No snippet for these settings: {exc}", "warning"
-        self.param.update(code=code, problem=problem)
-        self.block.param.update(code=code, html=highlighted(code), filename=self.filename, problem=problem,
-                                alert=alert)
+        self.block.param.update(code=code, html=highlighted(code), filename=filename, problem=problem, alert=alert)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.block

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agilab_panel.events import EventBus
+from agilab_panel.ui.deferred import made
 from agilab_panel.ui.distribute_section import DistributeSection
 from agilab_panel.ui.logs import LogView
 from agilab_panel.ui.new_app import NewAppDialog
@@ -15,7 +16,7 @@ from .conftest import visible_text
 
 
 def _made(obj: object, *names: str) -> set[str]:
-    return {name for name in names if name in vars(obj)}
+    return {name for name in names if made(obj, name)}
 
 
 async def test_the_workplan_table_and_chart_come_with_the_first_plan(minimal_state: OrchestrateState) -> None:
