@@ -417,7 +417,10 @@ def _take_marker(marker: Path, owner: Mapping[str, Any],
     A marker that exists is someone else's, unless ``stale(its owner)`` says its finisher is gone:
     then it is set aside and taken. Only one caller may pass ``stale`` at a time (the service's lock).
     """
-    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # there when made, gone when checked: a finisher closed the submission and removed it
+        return False
     tmp = marker.with_name(f".finishing.{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(json.dumps({**owner, "time": time.time()}, default=str), encoding="utf-8")

@@ -159,6 +159,28 @@ def test_a_submission_is_finished_once_by_whoever_ends_its_last_task(paths: q.Se
     assert not (paths.results / "s").exists()
 
 
+def test_a_finisher_whose_results_folder_is_removed_under_it_says_none(paths: q.ServicePaths,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lost race, made certain: the folder exists when this finisher makes it, and the winner closes the
+    submission and removes the folder before the finisher checks it (Path.mkdir's exist_ok looks twice)."""
+    q.write_submission(paths, {"id": "s", "status": "submitted", "tasks": ["s.00000"]})
+    q.save_results(paths, "s.00000", [("p0", 1, 0.0)])
+    (paths.done / "s.00000.json").write_text("{}")
+    folder = paths.results / "s"
+    is_dir, winners = Path.is_dir, []
+
+    def winner_closes_first(self: Path) -> bool:
+        if self == folder and not winners:
+            winners.append(None)  # the winner's own check of the folder passes through
+            winners[0] = q.finish_submission(paths, "s", lambda r: {"rows": 1})
+        return is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", winner_closes_first)
+    assert q.finish_submission(paths, "s", lambda r: pytest.fail("the loser does not reduce")) is None
+    assert [w["status"] for w in winners] == ["done"] and q.read_submission(paths, "s")["rows"] == 1
+    assert not folder.exists()
+
+
 def test_a_submission_with_a_failed_task_fails_naming_it(paths: q.ServicePaths) -> None:
     q.write_submission(paths, {"id": "s", "status": "submitted", "tasks": ["s.00000", "s.00001"]})
     (paths.done / "s.00000.json").write_text("{}")
