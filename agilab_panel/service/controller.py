@@ -408,10 +408,13 @@ async def _evaluate(client: Any, state: ServiceState, paths: q.ServicePaths,
         states = await _future_states(client, list(keys.values()))
         futures = {slot: states.get(key, "cancelled") for slot, key in keys.items()}
         state.futures = futures
+    dead = await asyncio.to_thread(_dead_slots, state)
     loops = []
     for slot, s in state.slots.items():
         # by address: a cluster someone else started names its workers its own way
         connected = None if client is None else (s.address in names.values() if s.address else slot in names)
+        if slot in dead:  # its process is gone, whether or not the scheduler has seen its connection close yet
+            connected = False
         loops.append(LoopInfo(worker=slot, incarnation=s.incarnation, started=s.started,
                               future_state=futures.get(slot, "unknown"), connected=connected, address=s.address))
     return evaluate(loops, read_heartbeats(paths.heartbeats), config.heartbeat_timeout)
@@ -485,27 +488,49 @@ async def _restart(client: Any, state: ServiceState, paths: q.ServicePaths, conf
     """A new loop for an unhealthy slot; a dead or hung worker process is replaced first."""
     slot, reason = row["worker"], row["reason"]
     s = state.slots[slot]
-    gone = s.address not in (await _identity(client)).values()
+    listed = s.address in (await _identity(client)).values()
+    gone = not listed or slot in await asyncio.to_thread(_dead_slots, state)
     hung = reason.startswith("stale-heartbeat") and not gone
     if (gone or hung) and not _own(state):
         raise ServiceError(f"worker {slot} of the external cluster {state.scheduler} is gone or stuck: restart it there")
     if gone or hung:
         await asyncio.to_thread(end_processes, {slot: s.pid}, state.cluster_dir, time.monotonic() + 5)
+        if listed:  # the scheduler would refuse the new worker its slot's name while it lists the old one
+            await _forget_worker(client, s.address)
     _requeue_slot(paths, slot, reason, config.max_retries)
     state.record_restart(slot, reason)
     if gone or hung:
         if not s.command:
             raise ServiceError(f"no command recorded to start worker {slot} again")
+        old = s.address
         s.pid = await asyncio.to_thread(respawn_worker, s.command, state.cluster_dir, slot, state.cython_path)
-        s.address = await _wait_worker(client, slot, s.pid)
+        s.address = await _wait_worker(client, slot, s.pid, old)
     await _submit_loop(client, paths, state, slot, config)
 
 
-async def _wait_worker(client: Any, slot: str, pid: int) -> str:
+def _dead_slots(state: ServiceState) -> set[str]:
+    """Slots of a service started here whose worker process has ended (none for an external cluster)."""
+    if not _own(state):
+        return set()
+    pids = {slot: s.pid for slot, s in state.slots.items() if s.pid}
+    return set(pids) - set(owned_processes(pids, state.cluster_dir))
+
+
+async def _forget_worker(client: Any, address: str) -> None:
+    """Take an ended worker off the scheduler now, rather than when it next notices the closed connection."""
+    async def remove(dask_scheduler: Any = None, address: str = address) -> None:
+        if address in dask_scheduler.workers:
+            await dask_scheduler.remove_worker(address, stimulus_id=f"agilab-service-ended-{time.time()}",
+                                               close=False)
+
+    await client.run_on_scheduler(remove)
+
+
+async def _wait_worker(client: Any, slot: str, pid: int, old: str = "") -> str:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         address = (await _identity(client)).get(slot)
-        if address:
+        if address and address != old:
             return address
         await asyncio.sleep(0.05)
     raise ServiceError(f"the restarted worker {slot} (pid {pid}) did not join within {START_TIMEOUT:.0f}s")

@@ -3,6 +3,7 @@ with SIGKILL while it processes a task, stop while tasks run, and what a stopped
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -171,6 +172,52 @@ async def test_a_worker_killed_while_it_processes_a_task_is_reported_restarted_a
     assert gate.code == 5
     stopped = await AGI.serve(env, "stop")
     assert stopped["not_stopped"] == {} and service_processes(state.cluster_dir) == []
+
+
+async def test_a_dead_worker_the_scheduler_still_lists_is_reported_and_replaced_under_its_name(faulty: AgiEnv) -> None:
+    """The worker's process is gone but its connection is not closed (a child holds its sockets): the scheduler
+    lists it for minutes. Status judges it by its process, takes it off the scheduler, and its slot's new worker
+    joins under the slot's name."""
+    from distributed import Client
+
+    def keep_connections_open() -> int:  # defined here: sent to the worker by value
+        """A forked child that holds the worker's sockets, so they stay open after the worker dies."""
+        pid = os.fork()
+        if pid == 0:  # the child only sleeps: it takes no lock the parent's threads may have held
+            time.sleep(600)
+            os._exit(0)
+        return pid
+
+    env = faulty
+    paths = q.ServicePaths.of(env.share, env.app)
+    await AGI.serve(env, "start", workers=WORKERS, heartbeat_timeout=60)
+    state = read_state(paths)
+    victim = SLOTS[0]
+    old = state.slots[victim]
+    async with Client(state.scheduler, asynchronous=True) as client:
+        holder = (await client.run(keep_connections_open, workers=[old.address]))[old.address]
+    try:
+        os.kill(old.pid, signal.SIGKILL)
+        await until(lambda: not psutil.pid_exists(old.pid) or psutil.Process(old.pid).status() == psutil.STATUS_ZOMBIE,
+                    "the worker gone")
+        async with Client(state.scheduler, asynchronous=True) as client:
+            listed = {w["name"]: a for a, w in (await client.scheduler.identity(n_workers=-1))["workers"].items()}
+        assert listed[victim] == old.address  # the scheduler has not seen it go
+
+        status = await AGI.serve(env, "status")
+        row = next(r for r in status["health"]["worker_health"] if r["worker"] == victim)
+        assert not row["healthy"] and row["reason"].startswith("stale-heartbeat"), row
+        assert status["health"]["workers_restarted"] == [victim]
+        new = read_state(paths).slots[victim]
+        assert new.pid != old.pid and new.address != old.address and new.incarnation == old.incarnation + 1
+        async with Client(state.scheduler, asynchronous=True) as client:
+            listed = {w["name"]: a for a, w in (await client.scheduler.identity(n_workers=-1))["workers"].items()}
+        assert listed[victim] == new.address
+        record = await AGI.wait_submission(env, await AGI.submit(env, partitions=2, seconds=0.1), timeout=120)
+        assert record["status"] == "done"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(holder, signal.SIGKILL)
 
 
 async def test_stop_while_tasks_run_is_bounded_ends_every_process_and_requeues_them(faulty: AgiEnv) -> None:
