@@ -459,7 +459,11 @@ def finish_submission(paths: ServicePaths, submission: str,
     holding the marker leaves the submission open: ``status`` takes it over with ``stale``.
     """
     record = read_submission(paths, submission)
-    if record is None or record.get("status") in ("done", "failed"):
+    if record is None:
+        return None
+    if record.get("status") in ("done", "failed"):
+        # a task run again after its loop was judged dead may save its results after the close: not kept
+        shutil.rmtree(paths.results / submission, ignore_errors=True)
         return None
     tasks = list(record.get("tasks", []))
     failed = [t for t in tasks if (paths.failed / f"{t}.json").exists()]

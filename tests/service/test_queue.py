@@ -181,6 +181,17 @@ def test_a_finisher_whose_results_folder_is_removed_under_it_says_none(paths: q.
     assert not folder.exists()
 
 
+def test_results_saved_after_the_close_by_a_late_run_of_a_task_are_not_kept(paths: q.ServicePaths) -> None:
+    q.write_submission(paths, {"id": "s", "status": "submitted", "tasks": ["s.00000"]})
+    q.save_results(paths, "s.00000", [("p0", 1, 0.0)])
+    (paths.done / "s.00000.json").write_text("{}")
+    assert q.finish_submission(paths, "s", lambda r: {"rows": 1})["status"] == "done"
+    assert not (paths.results / "s").exists()
+    q.save_results(paths, "s.00000", [("p0", 1, 0.0)])  # the same task, run again by a loop judged dead
+    assert q.finish_submission(paths, "s", lambda r: pytest.fail("a closed submission is not reduced again")) is None
+    assert not (paths.results / "s").exists() and q.read_submission(paths, "s")["rows"] == 1
+
+
 def test_a_submission_with_a_failed_task_fails_naming_it(paths: q.ServicePaths) -> None:
     q.write_submission(paths, {"id": "s", "status": "submitted", "tasks": ["s.00000", "s.00001"]})
     (paths.done / "s.00000.json").write_text("{}")
