@@ -489,7 +489,7 @@ async def _restart(client: Any, state: ServiceState, paths: q.ServicePaths, conf
     slot, reason = row["worker"], row["reason"]
     s = state.slots[slot]
     listed = s.address in (await _identity(client)).values()
-    gone = not listed or slot in await asyncio.to_thread(_dead_slots, state)
+    gone = not listed or slot in await asyncio.to_thread(_dead_slots, state, [slot])
     hung = reason.startswith("stale-heartbeat") and not gone
     if (gone or hung) and not _own(state):
         raise ServiceError(f"worker {slot} of the external cluster {state.scheduler} is gone or stuck: restart it there")
@@ -508,11 +508,12 @@ async def _restart(client: Any, state: ServiceState, paths: q.ServicePaths, conf
     await _submit_loop(client, paths, state, slot, config)
 
 
-def _dead_slots(state: ServiceState) -> set[str]:
-    """Slots of a service started here whose worker process has ended (none for an external cluster)."""
+def _dead_slots(state: ServiceState, slots: list[str] | None = None) -> set[str]:
+    """Slots (of ``slots``, else all) of a service started here whose worker process has ended (none for an
+    external cluster)."""
     if not _own(state):
         return set()
-    pids = {slot: s.pid for slot, s in state.slots.items() if s.pid}
+    pids = {slot: s.pid for slot, s in state.slots.items() if s.pid and (slots is None or slot in slots)}
     return set(pids) - set(owned_processes(pids, state.cluster_dir))
 
 
